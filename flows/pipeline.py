@@ -1,0 +1,115 @@
+"""The augflow pipeline as a Prefect flow. Each task runs one DVC stage, so DVC stays the
+authority on caching and lineage, and a flow run leaves `dvc status` clean.
+
+Run it:  python flows/pipeline.py [--root DIR] [--force]"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+# The same stages, in the same order, as dvc.yaml (a test holds the two together).
+STAGES = ("prepare", "validate", "train", "generate", "filter", "augment", "evaluate", "track")
+
+
+class StageInputError(RuntimeError):
+    """The stage rejected its input or params: retrying cannot help."""
+
+
+class StageCrashed(RuntimeError):
+    """The stage failed for another reason (killed, out of memory, a lock): worth a retry."""
+
+
+def _retry_unless_input_error(task, task_run, state) -> bool:
+    exc = state.result(raise_on_failure=False)
+    return not isinstance(exc, StageInputError)
+
+
+def _stage_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # dvc.yaml calls `python -m augflow.cli`: make that the interpreter running this flow.
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    try:
+        from prefect.runtime import flow_run
+        if flow_run.id:
+            env["AUGFLOW_FLOW_RUN_ID"] = str(flow_run.id)
+    except Exception:  # outside a flow run there is no id to record
+        pass
+    return env
+
+
+@task(task_run_name="dvc-repro-{stage}", retries=2, retry_delay_seconds=[2, 10],
+      retry_condition_fn=_retry_unless_input_error)
+def run_stage(stage: str, root: str, force: bool = False) -> dict:
+    logger = get_run_logger()
+    cmd = [sys.executable, "-m", "dvc", "repro", "--single-item", stage]
+    if force:
+        cmd.append("--force")
+    proc = subprocess.run(cmd, cwd=root, env=_stage_env(), capture_output=True, text=True)
+    out = (proc.stdout + proc.stderr).strip()
+    skipped = "didn't change, skipping" in out
+    logger.info("stage %s %s", stage, "up to date (skipped)" if skipped else "ran")
+    if proc.returncode != 0:
+        tail = "\n".join(out.splitlines()[-25:])
+        # Only a stage command that died (killed, out of memory, a crash) is worth a retry;
+        # rejected input or a DVC config problem (e.g. a param missing) fails the same way again.
+        crashed = "failed to run:" in out and f"augflow {stage}: error:" not in out
+        if not crashed:
+            raise StageInputError(f"stage {stage} rejected its input or config:\n{tail}")
+        raise StageCrashed(f"stage {stage} failed (dvc exit {proc.returncode}):\n{tail}")
+    metrics_file = Path(root) / "metrics" / f"{stage}.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    return {"stage": stage, "skipped": skipped, "metrics": metrics}
+
+
+def summary_markdown(results: list[dict]) -> str:
+    lines = ["# augflow pipeline run", "", "| stage | status |", "| --- | --- |"]
+    lines += [f"| {r['stage']} | {'up to date' if r['skipped'] else 'ran'} |" for r in results]
+    ev = next((r["metrics"] for r in results if r["stage"] == "evaluate"), {})
+    if ev.get("classifiers"):
+        lines += ["", "| classifier | real acc | augmented acc | gain [95% CI] |",
+                  "| --- | --- | --- | --- |"]
+        for clf, r in ev["classifiers"].items():
+            g = r["gain"]["accuracy"]
+            lines.append(f"| {clf} | {r['arms']['real']['accuracy']['mean']:.4f} | "
+                         f"{r['arms']['augmented']['accuracy']['mean']:.4f} | "
+                         f"{g['mean']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] |")
+        lines += ["", f"Promotion: {ev['promotion']['reason']}"]
+    return "\n".join(lines) + "\n"
+
+
+@flow(name="augflow-pipeline", log_prints=True)
+def augflow_pipeline(root: str = ".", force: bool = False) -> list[dict]:
+    """Run every stage of dvc.yaml in order; a failing stage stops the run."""
+    root = str(Path(root).resolve())
+    results = [run_stage(stage, root, force) for stage in STAGES]
+    create_markdown_artifact(summary_markdown(results), key="augflow-run-summary",
+                             description="stages run and the evaluation's verdict")
+    filt = next(r["metrics"] for r in results if r["stage"] == "filter")
+    if filt.get("rejected"):
+        create_table_artifact([{"criterion": k, "rejected": v} for k, v in filt["rejected"].items()],
+                              key="augflow-filter-rejections")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the augflow pipeline as a Prefect flow.")
+    parser.add_argument("--root", default=".", help="workspace holding dvc.yaml and params.yaml")
+    parser.add_argument("--force", action="store_true", help="rerun every stage")
+    args = parser.parse_args()
+    try:
+        augflow_pipeline(root=args.root, force=args.force)
+    except (StageInputError, StageCrashed) as err:
+        print(f"augflow pipeline failed: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

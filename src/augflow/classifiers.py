@@ -1,0 +1,64 @@
+"""Downstream classifiers, built by name. Each has fit(x, y) and predict(x) on [0,1]-scaled rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from augflow.errors import AugflowError
+
+
+class TorchMLP:
+    """A small torch MLP with a fixed budget of epochs (no early stopping: there is no extra
+    labelled data to stop on without touching test)."""
+
+    def __init__(self, seed: int, hidden=(128, 64), epochs: int = 60, lr: float = 2e-3,
+                 batch_size: int = 64, weight_decay: float = 1e-4) -> None:
+        self.seed, self.hidden, self.epochs = seed, hidden, epochs
+        self.lr, self.batch_size, self.weight_decay = lr, batch_size, weight_decay
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> "TorchMLP":
+        from augflow.models.classifier import MLPClassifier, classification_loss
+
+        self.classes_ = np.unique(y)
+        yi = torch.from_numpy(np.searchsorted(self.classes_, y).astype(np.int64))
+        xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
+        torch.manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(self.seed)
+        self.model_ = MLPClassifier(x.shape[1], len(self.classes_), self.hidden)
+        opt = torch.optim.Adam(self.model_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        self.model_.train()
+        for _ in range(self.epochs):
+            order = torch.randperm(len(xt), generator=gen)
+            for s in range(0, len(xt), self.batch_size):
+                idx = order[s:s + self.batch_size]
+                loss, _ = classification_loss(self.model_, xt[idx], yi[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        self.model_.eval()
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        p = self.model_.proba(torch.from_numpy(np.asarray(x, dtype=np.float32)))
+        return self.classes_[p.argmax(1).numpy()]
+
+
+def make_classifier(name: str, seed: int):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    if name == "logreg":
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=0.5,
+                                                                  random_state=seed))
+    if name == "svm_rbf":
+        return make_pipeline(StandardScaler(), SVC(C=10.0, gamma="scale", random_state=seed))
+    if name == "random_forest":
+        return RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1)
+    if name == "mlp":
+        return TorchMLP(seed)
+    raise AugflowError(f"unknown classifier {name!r}", field="evaluate.classifiers",
+                       rule="one of logreg, svm_rbf, random_forest, mlp")

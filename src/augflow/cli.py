@@ -1,0 +1,106 @@
+"""One command per stage; dvc.yaml calls these. Errors exit non-zero with a one-paragraph message."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from augflow.config import Config, load_config
+from augflow.errors import AugflowError
+from augflow.io import write_json
+from augflow.paths import Paths
+
+
+def _prepare(cfg: Config, p: Paths) -> dict:
+    from augflow.prepare import run_prepare
+    return run_prepare(cfg.data, cfg.seed, p)
+
+
+def _validate(cfg: Config, p: Paths) -> dict:
+    from augflow.validation import run_validate
+    return run_validate(cfg.data.min_rows_per_class, p)
+
+
+def _train(cfg: Config, p: Paths) -> dict:
+    from augflow.train import run_train
+    return run_train(cfg.vae, cfg.seed, p)
+
+
+def _generate(cfg: Config, p: Paths) -> dict:
+    from augflow.generate import run_generate
+    return run_generate(cfg.generate, cfg.seed, p)
+
+
+def _filter(cfg: Config, p: Paths) -> dict:
+    from augflow.filter_stage import run_filter
+    return run_filter(cfg.filter, cfg.extractor, cfg.seed, p)
+
+
+def _augment(cfg: Config, p: Paths) -> dict:
+    from augflow.augment import run_augment
+    return run_augment(p)
+
+
+def _evaluate(cfg: Config, p: Paths) -> dict:
+    from augflow.evaluate import run_evaluate
+    return run_evaluate(cfg.evaluate, cfg.filter, cfg.seed, p)
+
+
+def _track(cfg: Config, p: Paths) -> dict:
+    from augflow.tracking import run_track
+    return run_track(cfg, p)
+
+
+# The pipeline's stages in order; dvc.yaml and the Prefect flow name the same ones.
+STAGES: dict[str, Callable[[Config, Paths], dict]] = {
+    "prepare": _prepare, "validate": _validate, "train": _train, "generate": _generate,
+    "filter": _filter, "augment": _augment, "evaluate": _evaluate, "track": _track,
+}
+# Stages whose entry function writes its own metrics file (or none).
+_OWN_METRICS = {"evaluate", "track"}
+
+
+def run_stage(stage: str, params: str | Path = "params.yaml", root: str | Path = ".") -> dict:
+    paths = Paths(Path(root))
+    cfg = load_config(params)
+    t0 = time.perf_counter()
+    metrics = STAGES[stage](cfg, paths)
+    if stage not in _OWN_METRICS:
+        write_json(paths.metrics(stage), metrics)
+    write_json(paths.timing(stage), {"stage": stage, "seconds": time.perf_counter() - t0})
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="augflow", description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="the pipeline's config")
+    parser.add_argument("--root", default=".", help="workspace root holding data/ and metrics/")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in STAGES:
+        sub.add_parser(name, help=f"run the {name} stage")
+    sub.add_parser("check-params", help="validate params.yaml and exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
+                        stream=sys.stderr)
+    for noisy in ("great_expectations", "matplotlib", "mlflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        if args.command == "check-params":
+            load_config(args.params)
+            print(f"{args.params}: ok")
+            return 0
+        metrics = run_stage(args.command, args.params, args.root)
+    except AugflowError as err:
+        print(f"augflow {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+    print(f"augflow {args.command}: done {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""params.yaml -> typed, validated config. The one loader every stage uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from augflow.errors import AugflowError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    source: Literal["digits"] = "digits"
+    test_size: float = Field(0.2, gt=0, lt=0.9)
+    val_size: float = Field(0.15, gt=0, lt=0.9)
+    labels_per_class: int | None = Field(None, ge=2)
+    min_rows_per_class: int = Field(2, ge=1)
+
+
+class VAEConfig(_Strict):
+    latent_dim: int = Field(16, ge=1, le=1024)
+    hidden_dims: tuple[int, ...] = (256, 128)
+    beta: float = Field(1.0, gt=0)
+    lr: float = Field(1e-3, gt=0, le=1)
+    batch_size: int = Field(64, ge=1)
+    max_epochs: int = Field(300, ge=1)
+    patience: int = Field(20, ge=1)
+
+
+class GenerateConfig(_Strict):
+    n_per_class: int = Field(200, ge=1)
+    temperature: float = Field(1.0, gt=0, le=5)
+
+
+class ExtractorConfig(_Strict):
+    hidden_dims: tuple[int, ...] = (128, 64)
+    lr: float = Field(1e-3, gt=0, le=1)
+    batch_size: int = Field(64, ge=1)
+    max_epochs: int = Field(200, ge=1)
+    patience: int = Field(15, ge=1)
+    weight_decay: float = Field(1e-4, ge=0)
+
+
+class Threshold(_Strict):
+    """A cut-off either relative to real validation data (a quantile of the same score) or absolute."""
+
+    kind: Literal["quantile", "absolute"]
+    value: float
+
+    @model_validator(mode="after")
+    def _quantile_in_range(self) -> "Threshold":
+        if self.kind == "quantile" and not 0.0 <= self.value <= 1.0:
+            raise ValueError("a quantile threshold's value must be in [0, 1]")
+        return self
+
+
+class FidGate(_Strict):
+    # A class whose synthetic-vs-train FID exceeds max_ratio times the real val-vs-train FID
+    # of the same class is dropped whole (action=drop) or stops the stage (action=fail).
+    max_ratio: float = Field(4.0, gt=0)
+    action: Literal["drop", "fail"] = "drop"
+
+
+class FilterConfig(_Strict):
+    reconstruction: Threshold = Threshold(kind="quantile", value=0.95)
+    consistency: Threshold = Threshold(kind="absolute", value=0.5)
+    manifold: Threshold = Threshold(kind="quantile", value=0.95)
+    near_copy: Threshold = Threshold(kind="quantile", value=0.01)
+    knn_k: int = Field(5, ge=1, le=100)
+    fid_gate: FidGate = FidGate()
+    chunk_rows: int = Field(2048, ge=16)
+
+
+class EvaluateConfig(_Strict):
+    classifiers: tuple[Literal["logreg", "svm_rbf", "random_forest", "mlp"], ...] = ("logreg",)
+    arms: tuple[Literal["real", "augmented", "unfiltered", "synthetic_only", "smote",
+                        "classic"], ...] = ("real", "augmented", "synthetic_only")
+    n_seeds: int = Field(5, ge=1, le=100)
+    n_bootstrap: int = Field(1000, ge=100)
+    promote_classifier: str = "logreg"
+    promote_min_gain: float = Field(0.0, ge=-1, le=1)
+
+    @model_validator(mode="after")
+    def _known_promotion_classifier(self) -> "EvaluateConfig":
+        if self.promote_classifier not in self.classifiers:
+            raise ValueError(f"promote_classifier {self.promote_classifier!r} is not one of "
+                             f"classifiers {list(self.classifiers)}")
+        if "real" not in self.arms or "augmented" not in self.arms:
+            raise ValueError("arms must include 'real' and 'augmented' (the gain compares them)")
+        return self
+
+
+class TrackingConfig(_Strict):
+    uri: str = "sqlite:///mlflow/mlflow.db"
+    artifact_dir: str = "mlflow/artifacts"
+    experiment: str = "augflow"
+    registered_model: str = "augflow-cvae"
+
+
+class Config(_Strict):
+    seed: int = Field(0, ge=0)
+    data: DataConfig = DataConfig()
+    vae: VAEConfig = VAEConfig()
+    generate: GenerateConfig = GenerateConfig()
+    extractor: ExtractorConfig = ExtractorConfig()
+    filter: FilterConfig = FilterConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+
+def _describe(err: ValidationError, file: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"{file}: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def config_from_dict(raw: dict, file: str = "params.yaml") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise AugflowError(_describe(err, file), file=None, rule="params") from None
+
+
+def load_config(path: str | Path = "params.yaml") -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise AugflowError("params file not found", file=str(path), rule="exists")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise AugflowError(f"not valid YAML ({err})", file=str(path), rule="yaml") from None
+    if not isinstance(raw, dict):
+        raise AugflowError("top level must be a mapping of keys", file=str(path), rule="yaml")
+    return config_from_dict(raw, str(path))

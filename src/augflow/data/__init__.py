@@ -1,0 +1,1 @@
+"""Dataset sources, splitting and the table format every stage shares."""

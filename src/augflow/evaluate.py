@@ -1,0 +1,149 @@
+"""Stage evaluate: classifiers trained on each arm, tested on the untouched real test split.
+
+This is the only stage that reads the test split."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import torch
+
+from augflow.arms import arm_training_set
+from augflow.classifiers import make_classifier
+from augflow.config import EvaluateConfig, FilterConfig
+from augflow.data.table import LABEL, split_xy
+from augflow.io import read_json, read_parquet, write_bytes, write_json
+from augflow.paths import Paths
+from augflow.quality.extractor import load_extractor
+from augflow.quality.fidelity import fidelity_report
+from augflow.scaling import RangeScaler
+from augflow.stats import arm_and_gain_cis
+
+log = logging.getLogger("augflow.evaluate")
+# Metrics in metrics/evaluate.json; per-class recall goes to plots/per_class_recall.csv.
+HEADLINE_METRICS = ("accuracy", "macro_f1")
+
+
+def predictions(clf_name: str, arms: list[str], data: dict, x_test: np.ndarray,
+                image_shape, n_seeds: int, base_seed: int) -> dict[str, np.ndarray]:
+    """Test-set predictions, shape (n_seeds, n_test), per arm."""
+    out = {}
+    for arm in arms:
+        rows = []
+        for s in range(n_seeds):
+            seed = base_seed + s
+            x, y = arm_training_set(arm, data, image_shape, seed)
+            if len(np.unique(y)) < 2:
+                rows.append(np.full(len(x_test), -1))
+                continue
+            rows.append(make_classifier(clf_name, seed).fit(x, y).predict(x_test))
+        out[arm] = np.vstack(rows)
+    return out
+
+
+def promotion_decision(result: dict, cfg: EvaluateConfig) -> dict:
+    gain = result["classifiers"][cfg.promote_classifier]["gain"]["accuracy"]
+    ok = gain["ci_low"] > cfg.promote_min_gain
+    why = (f"accuracy gain of {cfg.promote_classifier}: {gain['mean']:+.4f} "
+           f"(95% CI {gain['ci_low']:+.4f} to {gain['ci_high']:+.4f}); the CI's lower bound "
+           f"{'clears' if ok else 'does not clear'} the threshold {cfg.promote_min_gain:+.4f}")
+    return {"promote": bool(ok), "classifier": cfg.promote_classifier, "metric": "accuracy",
+            "threshold": cfg.promote_min_gain, "reason": why}
+
+
+def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths: Paths) -> dict:
+    from augflow.plots import arms_png
+
+    schema = read_json(paths.schema)
+    scaler = RangeScaler.from_schema(schema)
+    feats = schema["features"]
+    load = lambda p: tuple(split_xy(read_parquet(p), feats, str(p)))
+    xr, yr = load(paths.split("train"))
+    xt, yt = load(paths.split("test"))
+    xg, yg = load(paths.samples)
+    kept_df = pd.read_parquet(paths.kept)
+    xk, yk = split_xy(kept_df, feats, str(paths.kept)) if len(kept_df) else (xg[:0], yg[:0])
+    xa, ya = load(paths.augmented)
+    data = {"real": (scaler.transform(xr), yr), "kept": (scaler.transform(xk), yk),
+            "generated": (scaler.transform(xg), yg), "augmented": (scaler.transform(xa), ya)}
+    xt_s = scaler.transform(xt)
+    image_shape = tuple(schema["image_shape"]) if schema.get("image_shape") else None
+    arms = [a for a in cfg.arms if a != "classic" or image_shape is not None]
+    classes = np.asarray(schema["classes"])
+
+    result: dict = {"n_seeds": cfg.n_seeds, "n_test": int(len(yt)), "classifiers": {}}
+    table_rows: list[dict] = []
+    recall_rows: list[dict] = []
+    for clf in cfg.classifiers:
+        log.info("evaluating %s on arms %s x %d seeds", clf, arms, cfg.n_seeds)
+        preds = predictions(clf, arms, data, xt_s, image_shape, cfg.n_seeds, seed)
+        arm_ci, gain = arm_and_gain_cis(yt, preds, classes, cfg.n_bootstrap, seed)
+        headline = lambda d: {m: v for m, v in d.items() if m in HEADLINE_METRICS}
+        result["classifiers"][clf] = {"arms": {a: headline(v) for a, v in arm_ci.items()},
+                                      "gain": headline(gain)}
+        for arm in arms:
+            table_rows.append({"classifier": clf, "arm": arm, **arm_ci[arm]["accuracy"]})
+            recall_rows += [{"classifier": clf, "arm": arm, "class": m.rsplit("_", 1)[1], **v}
+                            for m, v in arm_ci[arm].items() if m.startswith("recall_class_")]
+    result["promotion"] = promotion_decision(result, cfg)
+    result["fidelity_vs_test"] = fidelity_vs_test(paths, data, xt_s, yt, filter_cfg, seed)
+    write_json(paths.metrics("evaluate"), result)
+    table = pd.DataFrame(table_rows)
+    write_bytes(paths.evaluate_arms_csv, table.to_csv(index=False, float_format="%.6f").encode())
+    write_bytes(paths.evaluate_plot, arms_png(table, "accuracy"))
+    write_bytes(paths.per_class_recall_csv,
+                pd.DataFrame(recall_rows).to_csv(index=False, float_format="%.6f").encode())
+    write_bytes(paths.evaluate_report, evaluate_report_md(result).encode())
+    return result
+
+
+def fidelity_vs_test(paths: Paths, data: dict, xt: np.ndarray, yt: np.ndarray,
+                     cfg: FilterConfig, seed: int) -> dict:
+    """FID and friends against the test split: the only honest reference for the kept samples."""
+    ext = load_extractor(paths.extractor)
+    emb = lambda x: ext.embed(torch.from_numpy(x)).numpy()
+    ft = emb(xt)
+    out = {}
+    for name, key in (("generated", "generated"), ("kept", "kept"), ("real_train", "real")):
+        x, y = data[key]
+        rep = fidelity_report(ft, yt, emb(x), y, cfg.knn_k, cfg.chunk_rows, seed)
+        out[name] = {m: v for m, v in (rep["overall"] or {}).items() if not m.startswith("n_")}
+    g, k = out["generated"].get("fid"), out["kept"].get("fid")
+    if g and k is not None:
+        out["kept_vs_generated_fid_change"] = (k - g) / g
+    return out
+
+
+def _ci(d: dict) -> str:
+    return f"{d['mean']:.4f} [{d['ci_low']:.4f}, {d['ci_high']:.4f}]"
+
+
+def evaluate_report_md(result: dict) -> str:
+    lines = ["# Evaluation report", "",
+             f"{result['n_seeds']} seeds per arm; {result['n_test']} untouched real test rows. "
+             "Mean with 95% bootstrap CI over seeds and test rows.", ""]
+    for clf, r in result["classifiers"].items():
+        lines += [f"## {clf}", "", "| arm | accuracy | macro-F1 |", "| --- | --- | --- |"]
+        for arm, m in r["arms"].items():
+            lines.append(f"| {arm} | {_ci(m['accuracy'])} | {_ci(m['macro_f1'])} |")
+        g = r["gain"]["accuracy"]
+        verdict = ("augmentation helped" if g["ci_low"] > 0 else
+                   "augmentation hurt" if g["ci_high"] < 0 else
+                   "no clear effect: the CI of the gain includes zero")
+        lines += ["", f"Gain (augmented - real), paired: accuracy {_ci(g)}, macro-F1 "
+                      f"{_ci(r['gain']['macro_f1'])}. **{verdict}.**", ""]
+    p = result["promotion"]
+    lines += ["## Promotion", "", f"{'Promote' if p['promote'] else 'Do not promote'}: {p['reason']}.", ""]
+    fv = result["fidelity_vs_test"]
+    lines += ["## Fidelity against the test split", "", "| set | FID | KID | precision | recall | density | coverage |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name in ("real_train", "generated", "kept"):
+        o = fv[name]
+        if o:
+            lines.append(f"| {name} | {o['fid']:.3f} | {o['kid']:.4f} | {o['precision']:.3f} | "
+                         f"{o['recall']:.3f} | {o['density']:.3f} | {o['coverage']:.3f} |")
+    if "kept_vs_generated_fid_change" in fv:
+        lines += ["", f"Filtering changed FID vs test by {100 * fv['kept_vs_generated_fid_change']:+.1f}%."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,111 @@
+"""Stage filter: score every synthetic sample, keep the good ones, report set-level fidelity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from augflow.config import ExtractorConfig, FilterConfig
+from augflow.data.table import LABEL, SAMPLE_ID, split_xy
+from augflow.io import read_json, read_parquet, write_bytes, write_json, write_parquet
+from augflow.paths import Paths
+from augflow.quality.extractor import fit_extractor, save_extractor
+from augflow.quality.fidelity import fidelity_report
+from augflow.quality.sample_filter import (CRITERIA, build_reference, class_gate, decide,
+                                           score_rows)
+from augflow.scaling import RangeScaler
+from augflow.synthetic_table import read_synthetic
+
+
+def run_filter(cfg: FilterConfig, ext_cfg: ExtractorConfig, seed: int, paths: Paths) -> dict:
+    from augflow.plots import score_histograms_png
+    from augflow.train import load_checkpoint
+
+    schema = read_json(paths.schema)
+    scaler = RangeScaler.from_schema(schema)
+    feats = schema["features"]
+    xtr, ytr = split_xy(read_parquet(paths.split("train")), feats, str(paths.split("train")))
+    xva, yva = split_xy(read_parquet(paths.split("val")), feats, str(paths.split("val")))
+    syn, xsy, ysy = read_synthetic(paths.samples, schema)
+    xtr, xva, xsy = scaler.transform(xtr), scaler.transform(xva), scaler.transform(xsy)
+
+    vae, _ = load_checkpoint(paths.checkpoint)
+    extractor, ext_fit = fit_extractor(xtr, ytr, xva, yva, len(schema["classes"]), ext_cfg, seed)
+    save_extractor(paths.extractor, extractor)
+    ref = build_reference(xtr, ytr, extractor, cfg.knn_k, cfg.chunk_rows)
+    scores = score_rows(xsy, ysy, vae, extractor, ref, cfg.chunk_rows)
+    val_scores = score_rows(xva, yva, vae, extractor, ref, cfg.chunk_rows)
+    f_syn = extractor.embed(torch.from_numpy(xsy)).numpy()
+    f_val = extractor.embed(torch.from_numpy(xva)).numpy()
+    gate = class_gate(f_syn, ysy, f_val, yva, ref, cfg.fid_gate.max_ratio)
+    decided, thresholds = decide(scores, val_scores, ysy, gate, cfg)
+
+    table = pd.concat([syn[[SAMPLE_ID, LABEL]].reset_index(drop=True), decided], axis=1)
+    write_parquet(paths.scores, table)
+    kept_mask = table["kept"].to_numpy()
+    write_parquet(paths.kept, syn[kept_mask].reset_index(drop=True))
+
+    fidelity = {
+        "generated_vs_train": fidelity_report(ref.f_train, ytr, f_syn, ysy, cfg.knn_k, cfg.chunk_rows, seed),
+        "kept_vs_train": fidelity_report(ref.f_train, ytr, f_syn[kept_mask], ysy[kept_mask],
+                                         cfg.knn_k, cfg.chunk_rows, seed),
+        "val_vs_train": fidelity_report(ref.f_train, ytr, f_val, yva, cfg.knn_k, cfg.chunk_rows, seed),
+    }
+    write_json(paths.filter_fidelity, {"fidelity": fidelity, "class_gate": gate})
+    sides = {name: side for name, _, side in CRITERIA}
+    hist = score_histograms_png(table, {col: (thresholds[name], sides[name])
+                                        for name, col, _ in CRITERIA})
+    write_bytes(paths.filter_hist, hist)
+
+    metrics = filter_metrics(table, thresholds, fidelity, gate, ext_fit.history[ext_fit.best_epoch - 1])
+    write_bytes(paths.filter_report, filter_report_md(metrics, fidelity).encode())
+    return metrics
+
+
+def filter_metrics(table: pd.DataFrame, thresholds: dict, fidelity: dict, gate: dict,
+                   ext_best: dict) -> dict:
+    reasons = table["reject_reason"].value_counts().to_dict()
+    per_class = {}
+    for c, g in table.groupby(LABEL):
+        per_class[str(int(c))] = {"generated": int(len(g)), "kept": int(g["kept"].sum()),
+                                  **{f"rejected_{n}": int((g["reject_reason"] == n).sum())
+                                     for n, _, _ in CRITERIA + (("class_gate", "", ""),)}}
+    overall = {k: {m: v for m, v in (fidelity[k]["overall"] or {}).items() if not m.startswith("n_")}
+               for k in fidelity}
+    return {
+        "n_generated": int(len(table)), "n_kept": int(table["kept"].sum()),
+        "kept_fraction": float(table["kept"].mean()),
+        "rejected": {n: int(reasons.get(n, 0)) for n, _, _ in CRITERIA + (("class_gate", "", ""),)},
+        "thresholds": thresholds,
+        "classes_dropped": [c for c, g in gate.items() if not g["passed"]],
+        "per_class": per_class,
+        "fidelity": overall,
+        "extractor_val_accuracy": ext_best["val_accuracy"],
+    }
+
+
+def filter_report_md(m: dict, fidelity: dict) -> str:
+    lines = ["# Filter report", "",
+             f"Kept **{m['n_kept']} of {m['n_generated']}** generated samples "
+             f"({100 * m['kept_fraction']:.1f}%).", "",
+             "| criterion | threshold | rejected (first failing) |", "| --- | --- | --- |"]
+    for name, _, side in CRITERIA:
+        lines.append(f"| {name} | keep {side} {m['thresholds'][name]:.4g} | {m['rejected'][name]} |")
+    lines.append(f"| class_gate | FID ratio | {m['rejected']['class_gate']} "
+                 f"(classes dropped: {m['classes_dropped'] or 'none'}) |")
+    lines += ["", "## Per class", "", "| class | generated | kept |", "| --- | --- | --- |"]
+    lines += [f"| {c} | {v['generated']} | {v['kept']} |" for c, v in m["per_class"].items()]
+    lines += ["", "## Fidelity against real train (extractor features)", "",
+              "| set | FID | KID | precision | recall | density | coverage |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, rep in fidelity.items():
+        o = rep["overall"]
+        if o:
+            lines.append(f"| {name} | {o['fid']:.3f} | {o['kid']:.4f} | {o['precision']:.3f} | "
+                         f"{o['recall']:.3f} | {o['density']:.3f} | {o['coverage']:.3f} |")
+    g, k = fidelity["generated_vs_train"]["overall"], fidelity["kept_vs_train"]["overall"]
+    if g and k and g["fid"] > 0:
+        lines += ["", f"Filtering changed FID vs train from {g['fid']:.3f} to {k['fid']:.3f} "
+                      f"({100 * (k['fid'] - g['fid']) / g['fid']:+.1f}%)."]
+    return "\n".join(lines) + "\n"

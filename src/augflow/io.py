@@ -1,0 +1,90 @@
+"""Atomic file writes and careful reads. A crash never leaves a half file a later stage trusts."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from augflow.errors import AugflowError
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path beside `path`; rename it over `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        value = float(obj)
+        return round(value, 6) if np.isfinite(value) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    # Rounded floats and sorted keys keep reruns byte-identical.
+    text = json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n"
+    write_bytes(path, text.encode())
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise AugflowError("file not found", file=str(path), rule="exists")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise AugflowError(f"not valid JSON ({err})", file=str(path), rule="json") from None
+
+
+def write_parquet(path: str | Path, df: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        df.reset_index(drop=True).to_parquet(tmp, index=False, engine="pyarrow",
+                                             compression="snappy")
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise AugflowError("file not found", file=str(path), rule="exists")
+    if path.stat().st_size == 0:
+        raise AugflowError("file is empty", file=str(path), rule="non-empty")
+    try:
+        df = pd.read_parquet(path, engine="pyarrow")
+    except Exception as err:  # pyarrow raises several types for corrupt files
+        raise AugflowError(f"cannot read as parquet ({type(err).__name__}: {err})",
+                           file=str(path), rule="readable") from None
+    if len(df) == 0:
+        raise AugflowError("table has no rows", file=str(path), rule="non-empty")
+    return df

@@ -1,0 +1,1 @@
+"""Model code: nn.Modules and their losses. Knows nothing of files."""

@@ -1,0 +1,45 @@
+"""A small MLP classifier. As the domain feature extractor its penultimate layer feeds every
+fidelity metric; as a downstream model it is one of the evaluated classifiers."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MLPClassifier(nn.Module):
+    def __init__(self, n_features: int, n_classes: int, hidden_dims: tuple[int, ...] = (128, 64)):
+        super().__init__()
+        self.n_features, self.n_classes, self.hidden_dims = n_features, n_classes, tuple(hidden_dims)
+        layers: list[nn.Module] = []
+        prev = n_features
+        for h in hidden_dims:
+            layers += [nn.Linear(prev, h), nn.ReLU()]
+            prev = h
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(prev, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor, batch: int = 8192) -> torch.Tensor:
+        return torch.cat([self.features(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+    @torch.no_grad()
+    def proba(self, x: torch.Tensor, batch: int = 8192) -> torch.Tensor:
+        return torch.cat([F.softmax(self(x[i:i + batch]), dim=1) for i in range(0, len(x), batch)])
+
+    def hparams(self) -> dict:
+        return {"n_features": self.n_features, "n_classes": self.n_classes,
+                "hidden_dims": list(self.hidden_dims)}
+
+
+def classification_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    return loss, {"accuracy": (logits.argmax(1) == y).float().mean().item()}

@@ -1,0 +1,85 @@
+"""A conditional VAE for rows scaled to [0, 1]: label-conditioned encoder and decoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+@dataclass
+class CVAEOutput:
+    recon: torch.Tensor     # decoder mean in [0, 1]
+    mu: torch.Tensor
+    logvar: torch.Tensor
+
+
+@dataclass
+class LossParts:
+    total: torch.Tensor     # recon + beta * kl, mean over the batch
+    recon: torch.Tensor
+    kl: torch.Tensor
+
+
+class CVAE(nn.Module):
+    def __init__(self, n_features: int, n_classes: int, latent_dim: int = 16,
+                 hidden_dims: tuple[int, ...] = (256, 128)) -> None:
+        super().__init__()
+        self.n_features, self.n_classes, self.latent_dim = n_features, n_classes, latent_dim
+        self.hidden_dims = tuple(hidden_dims)
+        h = list(hidden_dims)
+        self.encoder = _mlp([n_features + n_classes] + h)
+        self.to_mu = nn.Linear(h[-1], latent_dim)
+        self.to_logvar = nn.Linear(h[-1], latent_dim)
+        self.decoder = _mlp([latent_dim + n_classes] + h[::-1])
+        self.to_logits = nn.Linear(h[0], n_features)
+
+    def _onehot(self, y: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(y, self.n_classes).to(torch.float32)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(torch.cat([x, self._onehot(y)], dim=1))
+        return self.to_mu(h), self.to_logvar(h).clamp(-12.0, 12.0)
+
+    def decode_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.to_logits(self.decoder(torch.cat([z, self._onehot(y)], dim=1)))
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decode_logits(z, y))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> CVAEOutput:
+        mu, logvar = self.encode(x, y)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return CVAEOutput(recon=self.decode(z, y), mu=mu, logvar=logvar)
+
+    @torch.no_grad()
+    def sample(self, y: torch.Tensor, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        z = torch.randn(len(y), self.latent_dim, generator=generator) * temperature
+        return self.decode(z, y)
+
+    @torch.no_grad()
+    def reconstruction_error(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-row mean squared error of the posterior-mean reconstruction under label y."""
+        mu, _ = self.encode(x, y)
+        return ((self.decode(mu, y) - x) ** 2).mean(dim=1)
+
+    def hparams(self) -> dict:
+        return {"n_features": self.n_features, "n_classes": self.n_classes,
+                "latent_dim": self.latent_dim, "hidden_dims": list(self.hidden_dims)}
+
+
+def cvae_loss(out: CVAEOutput, x: torch.Tensor, beta: float) -> LossParts:
+    # Bernoulli likelihood on [0,1] intensities, summed over features, averaged over rows.
+    recon = F.binary_cross_entropy(out.recon, x, reduction="none").sum(dim=1).mean()
+    kl = (-0.5 * (1 + out.logvar - out.mu.pow(2) - out.logvar.exp()).sum(dim=1)).mean()
+    return LossParts(total=recon + beta * kl, recon=recon, kl=kl)

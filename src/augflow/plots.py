@@ -1,0 +1,84 @@
+"""Figures as PNG bytes. Callers decide where they go (DVC plots, MLflow artifacts)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    # No software/date metadata: the same figure gives the same bytes on a rerun.
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def sample_grid_png(x: np.ndarray, y: np.ndarray, image_shape: tuple[int, int],
+                    value_range: list[float], per_class: int = 10) -> bytes:
+    classes = sorted(set(int(c) for c in y))
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.6, len(classes) * 0.6))
+    axes = np.atleast_2d(axes)
+    for r, c in enumerate(classes):
+        rows = x[y == c][:per_class]
+        for k in range(per_class):
+            ax = axes[r, k]
+            ax.axis("off")
+            if k < len(rows):
+                ax.imshow(rows[k].reshape(image_shape), cmap="gray_r", vmin=value_range[0],
+                          vmax=value_range[1], interpolation="nearest")
+        axes[r, 0].text(-0.35, 0.5, str(c), transform=axes[r, 0].transAxes, fontsize=8,
+                        ha="right", va="center")
+    fig.suptitle("generated samples, one row per class", fontsize=8)
+    return _png(fig)
+
+
+def loss_curve_png(curve: pd.DataFrame) -> bytes:
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(curve["epoch"], curve["train_loss"], label="train")
+    ax.plot(curve["epoch"], curve["val_loss"], label="validation")
+    best = curve["val_loss"].idxmin()
+    ax.axvline(curve.loc[best, "epoch"], color="grey", ls="--", lw=0.8, label="best epoch")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("negative ELBO (beta-weighted)")
+    ax.legend()
+    fig.tight_layout()
+    return _png(fig)
+
+
+def score_histograms_png(scores: pd.DataFrame, thresholds: dict[str, tuple[float, str]]) -> bytes:
+    """One panel per score; the threshold is a vertical line, the kept side named in the title."""
+    names = list(thresholds)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8))
+    for ax, name in zip(np.atleast_1d(axes), names):
+        value, keep_side = thresholds[name]
+        data = scores[name].to_numpy(dtype=float)
+        data = data[np.isfinite(data)]
+        ax.hist(data, bins=40, color="tab:blue", alpha=0.8)
+        ax.axvline(value, color="red", lw=1.2)
+        ax.set_title(f"{name}\nkeep {keep_side} {value:.3g}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def arms_png(table: pd.DataFrame, metric: str) -> bytes:
+    """Mean and 95% CI of `metric` per arm, one panel per classifier."""
+    clfs = list(dict.fromkeys(table["classifier"]))
+    fig, axes = plt.subplots(1, len(clfs), figsize=(3.6 * len(clfs), 3), squeeze=False)
+    for ax, clf in zip(axes[0], clfs):
+        t = table[table["classifier"] == clf]
+        pos = np.arange(len(t))
+        err = np.vstack([t["mean"] - t["ci_low"], t["ci_high"] - t["mean"]])
+        ax.errorbar(pos, t["mean"], yerr=err, fmt="o", capsize=3)
+        ax.set_xticks(pos, t["arm"], rotation=35, ha="right", fontsize=7)
+        ax.set_title(clf, fontsize=9)
+        ax.set_ylabel(metric)
+    fig.tight_layout()
+    return _png(fig)

@@ -1,0 +1,34 @@
+"""The documented synthetic-table format, checked on read so any generator's output can be filtered.
+
+Required: every feature column of the schema (numeric, finite), `label` (an integer from the
+schema's classes) and `sample_id` (unique, non-empty). Other provenance columns are optional."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from augflow.data.table import LABEL, SAMPLE_ID, split_xy
+from augflow.errors import AugflowError
+from augflow.io import read_parquet
+
+
+def read_synthetic(path, schema: dict) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    df = read_parquet(path)
+    file = str(path)
+    if SAMPLE_ID not in df.columns:
+        raise AugflowError(f"missing column {SAMPLE_ID!r}", file=file, field=SAMPLE_ID,
+                           rule="required")
+    ids = df[SAMPLE_ID].astype(str)
+    if (ids.str.len() == 0).any() or df[SAMPLE_ID].isna().any():
+        raise AugflowError("empty sample ids", file=file, field=SAMPLE_ID, rule="non-empty")
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        raise AugflowError(f"duplicate sample ids, e.g. {dup.iloc[0]!r}", file=file,
+                           field=SAMPLE_ID, rule="unique")
+    x, y = split_xy(df, schema["features"], file)
+    unknown = sorted(set(y.tolist()) - set(schema["classes"]))
+    if unknown:
+        raise AugflowError(f"labels {unknown} are not among the training classes "
+                           f"{schema['classes']}", file=file, field=LABEL, rule="label_set")
+    return df, x, y

@@ -1,0 +1,159 @@
+"""MLflow at the edge: one parent run per pipeline execution, a child run per stage, the
+figures and reports, and the VAE as a registered model (aliased `champion` when it earns it)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from augflow.config import Config
+from augflow.io import read_json, write_json
+from augflow.paths import Paths
+
+STAGES = ("prepare", "validate", "train", "generate", "filter", "augment", "evaluate")
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a nested dict as dotted keys (MLflow metric names)."""
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None:
+            out[key] = float(v)
+        elif isinstance(v, bool):
+            out[key] = float(v)
+    return out
+
+
+def flat_params(d: dict, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flat_params(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = str(v)
+    return out
+
+
+def git_commit(root: Path) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def dvc_hashes(root: Path) -> dict[str, str]:
+    """md5 of every stage dependency and output, as dvc.lock recorded them."""
+    lock = root / "dvc.lock"
+    if not lock.is_file():
+        return {}
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    out = {}
+    for stage, body in stages.items():
+        for kind in ("deps", "outs"):
+            for item in body.get(kind, []):
+                if "md5" in item:
+                    out[f"dvc.{kind}.{item['path']}"] = item["md5"]
+    return out
+
+
+def _tracking_uri(uri: str, root: Path) -> str:
+    # A relative sqlite path is taken relative to the workspace root, wherever we run from.
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        db = (root / uri[len("sqlite:///"):]).resolve()
+        db.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{db}"
+    return uri
+
+
+def experiment_id(mlflow, cfg: Config, root: Path) -> str:
+    exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+    if exp is not None:
+        return exp.experiment_id
+    art = (root / cfg.tracking.artifact_dir).resolve()
+    art.mkdir(parents=True, exist_ok=True)
+    return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=art.as_uri())
+
+
+def run_track(cfg: Config, paths: Paths) -> dict:
+    import mlflow
+    import mlflow.pytorch
+    from mlflow import MlflowClient
+
+    from augflow.plots import loss_curve_png
+    from augflow.train import load_checkpoint
+
+    root = paths.root.resolve()
+    mlflow.set_tracking_uri(_tracking_uri(cfg.tracking.uri, root))
+    exp_id = experiment_id(mlflow, cfg, root)
+    tags = {"git_commit": git_commit(root), **dvc_hashes(root)}
+    if os.environ.get("AUGFLOW_FLOW_RUN_ID"):
+        tags["prefect_flow_run_id"] = os.environ["AUGFLOW_FLOW_RUN_ID"]
+    evaluation = read_json(paths.metrics("evaluate"))
+    with mlflow.start_run(experiment_id=exp_id, run_name="pipeline", tags=tags) as parent:
+        mlflow.log_params(flat_params(cfg.model_dump(mode="json")))
+        for stage in STAGES:
+            with mlflow.start_run(experiment_id=exp_id, run_name=stage, nested=True,
+                                  tags={"stage": stage, **tags}):
+                m = paths.metrics(stage)
+                if m.is_file():
+                    mlflow.log_metrics(flatten(read_json(m)))
+                    mlflow.log_artifact(str(m))
+                if paths.timing(stage).is_file():
+                    mlflow.log_metric("duration_s", read_json(paths.timing(stage))["seconds"])
+                _log_stage_artifacts(mlflow, stage, paths)
+        for split in ("train", "val", "test"):
+            df = pd.read_parquet(paths.split(split))
+            ds = mlflow.data.from_pandas(df, source=str(paths.split(split).resolve()), name=split)
+            mlflow.log_input(ds, context="evaluation" if split == "test" else "training")
+        mlflow.log_metrics(flatten({k: evaluation["classifiers"][k]["gain"]
+                                    for k in evaluation["classifiers"]}, "gain."))
+        curve = pd.read_csv(paths.train_curve)
+        mlflow.log_image(_png_image(loss_curve_png(curve)), "figures/loss_curve.png")
+        model, _ = load_checkpoint(paths.checkpoint)
+        info = mlflow.pytorch.log_model(model, name="cvae", serialization_format="pickle",
+                                        registered_model_name=cfg.tracking.registered_model)
+        version = str(info.registered_model_version)
+        promotion = evaluation["promotion"]
+        client = MlflowClient()
+        client.set_model_version_tag(cfg.tracking.registered_model, version, "promotion",
+                                     promotion["reason"])
+        if promotion["promote"]:
+            client.set_registered_model_alias(cfg.tracking.registered_model, "champion", version)
+        mlflow.set_tag("promotion", promotion["reason"])
+        run_id = parent.info.run_id
+    state = {"run_id": run_id, "experiment_id": exp_id, "model_version": version,
+             "champion": bool(promotion["promote"])}
+    write_json(paths.tracking_state, state)
+    return state
+
+
+def _png_image(data: bytes):
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data))
+
+
+def _log_stage_artifacts(mlflow, stage: str, paths: Paths) -> None:
+    files = {
+        "validate": [paths.validation],
+        "train": [paths.train_curve],
+        "generate": [paths.sample_grid],
+        "filter": [paths.filter_report, paths.filter_hist, paths.filter_fidelity],
+        "evaluate": [paths.evaluate_report, paths.evaluate_plot, paths.evaluate_arms_csv,
+                     paths.per_class_recall_csv],
+    }.get(stage, [])
+    for f in files:
+        if f.is_file():
+            mlflow.log_artifact(str(f), artifact_path="figures" if f.suffix == ".png" else "reports")
+    if stage == "validate" and paths.data_docs.is_dir():
+        mlflow.log_artifacts(str(paths.data_docs), artifact_path="data_docs")

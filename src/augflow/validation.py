@@ -1,0 +1,125 @@
+"""Stage validate: a Great Expectations suite over the splits; failures stop the pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from augflow.data.table import LABEL
+from augflow.errors import ValidationFailed
+from augflow.io import read_json, read_parquet, write_json
+from augflow.paths import Paths
+
+SPLITS = ("train", "val", "test")
+
+
+def row_hashes(df: pd.DataFrame, features: list[str]) -> pd.Series:
+    """A content hash of each row's features: equal rows in two splits mean leakage."""
+    values = df[features].to_numpy(dtype="float64")
+    return pd.Series([hashlib.sha1(r.tobytes()).hexdigest() for r in values], index=df.index)
+
+
+def _suite_for(gx, name: str, schema: dict, min_per_class: int, split_rows: int):
+    e = gx.expectations
+    lo, hi = schema["value_range"]
+    cols = schema["features"] + [LABEL]
+    suite = gx.ExpectationSuite(name=f"{name}_suite")
+    suite.add_expectation(e.ExpectTableColumnsToMatchOrderedList(column_list=cols))
+    suite.add_expectation(e.ExpectTableRowCountToBeBetween(min_value=max(split_rows, 1)))
+    for col in schema["features"]:
+        suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=col))
+        suite.add_expectation(e.ExpectColumnValuesToBeBetween(column=col, min_value=lo, max_value=hi))
+    suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=LABEL))
+    suite.add_expectation(e.ExpectColumnDistinctValuesToEqualSet(column=LABEL,
+                                                                 value_set=schema["classes"]))
+    return suite
+
+
+def _summarise(result) -> dict:
+    failed = []
+    for r in result.results:
+        if r.success:
+            continue
+        kwargs = {k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"}
+        if "value_set" in kwargs and len(kwargs["value_set"]) > 10:
+            kwargs["value_set"] = f"<{len(kwargs['value_set'])} values>"
+        failed.append({"expectation": r.expectation_config.type, "kwargs": kwargs,
+                       "unexpected_count": r.result.get("unexpected_count"),
+                       "examples": [str(v) for v in (r.result.get("partial_unexpected_list")
+                                                     or r.result.get("observed_value") and
+                                                     [r.result.get("observed_value")] or [])][:5]})
+    return {"success": bool(result.success), "evaluated": len(result.results), "failed": failed}
+
+
+def run_validate(min_rows_per_class: int, paths: Paths) -> dict:
+    import great_expectations as gx  # ~6 s to import: only this stage pays for it
+
+    schema = read_json(paths.schema)
+    frames = {s: read_parquet(paths.split(s)) for s in SPLITS}
+    # Derived tables: per-class counts, and test rows tagged with their content hash.
+    counts = {s: df[LABEL].value_counts().rename_axis(LABEL).reset_index(name="count")
+              for s, df in frames.items() if LABEL in df.columns}
+    present = [c for c in schema["features"] if all(c in df.columns for df in frames.values())]
+    train_hashes = sorted(set(row_hashes(frames["train"], present)))
+    test_hashed = pd.DataFrame({"row_hash": row_hashes(frames["test"], present)})
+
+    docs_tmp = Path(tempfile.mkdtemp(prefix="augflow-docs-"))
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
+    ctx.add_data_docs_site(site_name="augflow", site_config={
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                          "base_directory": str(docs_tmp)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
+    source = ctx.data_sources.add_pandas("augflow")
+    e = gx.expectations
+    checks: list[tuple[str, pd.DataFrame, object]] = []
+    for s in SPLITS:
+        checks.append((s, frames[s], _suite_for(gx, s, schema, min_rows_per_class, len(schema["classes"]))))
+        suite = gx.ExpectationSuite(name=f"{s}_class_counts_suite")
+        suite.add_expectation(e.ExpectColumnValuesToBeBetween(
+            column="count", min_value=min_rows_per_class if s == "train" else 1))
+        checks.append((f"{s}_class_counts", counts.get(s, pd.DataFrame({"count": []})), suite))
+    leak = gx.ExpectationSuite(name="test_vs_train_suite")
+    leak.add_expectation(e.ExpectColumnValuesToNotBeInSet(column="row_hash", value_set=train_hashes))
+    checks.append(("test_vs_train", test_hashed, leak))
+
+    definitions = []
+    for name, _, suite in checks:
+        batch = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("all")
+        definitions.append(ctx.validation_definitions.add(gx.ValidationDefinition(
+            data=batch, suite=ctx.suites.add(suite), name=f"{name}_validation")))
+    summary: dict = {"success": True, "checks": {}}
+    for (name, df, _), vd in zip(checks, definitions):
+        result = vd.run(batch_parameters={"dataframe": df}, result_format="SUMMARY")
+        summary["checks"][name] = _summarise(result)
+        summary["success"] &= bool(result.success)
+    ctx.build_data_docs(site_names=["augflow"])
+    # Data Docs carry run timestamps, so they are a report beside the tracked result, not a DVC out.
+    if paths.data_docs.exists():
+        shutil.rmtree(paths.data_docs)
+    paths.data_docs.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(docs_tmp), paths.data_docs)
+    if not summary["success"]:
+        # The last good result stays in place; the failure gets its own report.
+        failed_path = paths.validation.with_name("validation_failed.json")
+        write_json(failed_path, summary)
+        raise ValidationFailed(format_failures(summary), file=str(failed_path),
+                               rule="expectations")
+    write_json(paths.validation, summary)
+    return {"expectations_evaluated": sum(c["evaluated"] for c in summary["checks"].values()),
+            "expectations_failed": 0}
+
+
+def format_failures(summary: dict) -> str:
+    lines = ["data validation failed; failed expectations:"]
+    for name, check in summary["checks"].items():
+        for f in check["failed"]:
+            col = f["kwargs"].get("column", "")
+            lines.append(f"  [{name}] {f['expectation']} column={col!r} "
+                         f"unexpected={f['unexpected_count']} examples={f['examples']}")
+    return "\n".join(lines)
