@@ -92,6 +92,11 @@ def augflow_pipeline(root: str = ".", force: bool = False) -> list[dict]:
     results = [run_stage(stage, root, force) for stage in STAGES]
     create_markdown_artifact(summary_markdown(results), key="augflow-run-summary",
                              description="stages run and the evaluation's verdict")
+    reports = {"augflow-filter-report": Path(root) / "data/filtered/report.md",
+               "augflow-evaluation-report": Path(root) / "data/reports/evaluate.md"}
+    for key, path in reports.items():
+        if path.is_file():
+            create_markdown_artifact(path.read_text(), key=key)
     filt = next(r["metrics"] for r in results if r["stage"] == "filter")
     if filt.get("rejected"):
         create_table_artifact([{"criterion": k, "rejected": v} for k, v in filt["rejected"].items()],

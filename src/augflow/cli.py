@@ -75,6 +75,23 @@ def run_stage(stage: str, params: str | Path = "params.yaml", root: str | Path =
     return metrics
 
 
+def _lowdata(args) -> int:
+    from augflow.classifiers import make_classifier
+    from augflow.lowdata import run_lowdata
+
+    levels = [None if v.strip() == "all" else int(v) for v in args.levels.split(",")]
+    classifiers = [c.strip() for c in args.classifiers.split(",")]
+    for c in classifiers:
+        make_classifier(c, 0)   # an unknown name fails here, before hours of work
+    arms = [a.strip() for a in args.arms.split(",")]
+    if "real" not in arms or "augmented" not in arms:
+        raise AugflowError("--arms must include real and augmented", field="--arms", rule="required arms")
+    result = run_lowdata(load_config(args.params), levels, args.draws, args.seeds, classifiers,
+                         arms, Path(args.root) / args.out)
+    print((Path(args.root) / args.out / "lowdata.md").read_text())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="augflow", description=__doc__)
     parser.add_argument("--params", default="params.yaml", help="the pipeline's config")
@@ -83,6 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in STAGES:
         sub.add_parser(name, help=f"run the {name} stage")
     sub.add_parser("check-params", help="validate params.yaml and exit")
+    low = sub.add_parser("lowdata", help="the gain vs labels per class curve (slow; not a DVC stage)")
+    low.add_argument("--levels", default="5,10,20,50,all", help="labels per class, comma-separated")
+    low.add_argument("--draws", type=int, default=3, help="re-draws of the labelled subset per level")
+    low.add_argument("--seeds", type=int, default=2, help="classifier seeds per draw")
+    low.add_argument("--classifiers", default="logreg,svm_rbf,random_forest")
+    low.add_argument("--arms", default="real,augmented,unfiltered,smote,classic")
+    low.add_argument("--out", default="results/lowdata", help="where the JSON, PNG and table go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
                         stream=sys.stderr)
@@ -93,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             load_config(args.params)
             print(f"{args.params}: ok")
             return 0
+        if args.command == "lowdata":
+            return _lowdata(args)
         metrics = run_stage(args.command, args.params, args.root)
     except AugflowError as err:
         print(f"augflow {args.command}: error: {err}", file=sys.stderr)

@@ -12,8 +12,8 @@ from augflow.io import read_json, read_parquet, write_bytes, write_json, write_p
 from augflow.paths import Paths
 from augflow.quality.extractor import fit_extractor, save_extractor
 from augflow.quality.fidelity import fidelity_report
-from augflow.quality.sample_filter import (CRITERIA, build_reference, class_gate, decide,
-                                           score_rows)
+from augflow.quality.sample_filter import (CRITERIA, apply_class_gate, build_reference,
+                                           class_gate, per_sample_reasons, score_rows)
 from augflow.scaling import RangeScaler
 from augflow.synthetic_table import read_synthetic
 
@@ -38,8 +38,10 @@ def run_filter(cfg: FilterConfig, ext_cfg: ExtractorConfig, seed: int, paths: Pa
     val_scores = score_rows(xva, yva, vae, extractor, ref, cfg.chunk_rows)
     f_syn = extractor.embed(torch.from_numpy(xsy)).numpy()
     f_val = extractor.embed(torch.from_numpy(xva)).numpy()
-    gate = class_gate(f_syn, ysy, f_val, yva, ref, cfg.fid_gate.max_ratio)
-    decided, thresholds = decide(scores, val_scores, ysy, gate, cfg)
+    reason, thresholds = per_sample_reasons(scores, val_scores, cfg)
+    passing = reason == ""
+    gate = class_gate(f_syn[passing], ysy[passing], f_val, yva, ref, cfg.fid_gate.max_ratio)
+    decided = apply_class_gate(scores, reason, ysy, gate, cfg)
 
     table = pd.concat([syn[[SAMPLE_ID, LABEL]].reset_index(drop=True), decided], axis=1)
     write_parquet(paths.scores, table)

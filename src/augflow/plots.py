@@ -82,3 +82,22 @@ def arms_png(table: pd.DataFrame, metric: str) -> bytes:
         ax.set_ylabel(metric)
     fig.tight_layout()
     return _png(fig)
+
+
+def lowdata_png(result: dict) -> bytes:
+    """Gain (augmented - real) with its 95% CI against labels per class, one line per classifier."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    levels = result["levels"]
+    pos = np.arange(len(levels))
+    for i, (clf, per_level) in enumerate(result["classifiers"].items()):
+        g = [per_level[l]["gain"] for l in levels]
+        mean = np.array([x["mean"] for x in g])
+        err = np.vstack([mean - [x["ci_low"] for x in g], [x["ci_high"] for x in g] - mean])
+        ax.errorbar(pos + 0.08 * i, mean, yerr=err, fmt="o-", capsize=3, label=clf)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(pos, levels)
+    ax.set_xlabel("labelled rows per class")
+    ax.set_ylabel("accuracy gain (augmented - real)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)

@@ -23,8 +23,12 @@ def cap_per_class(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(keep))
 
 
-def split_dataset(ds: Dataset, cfg: DataConfig, seed: int) -> dict[str, np.ndarray]:
-    """Row indices of train/val/test. The test split is drawn first and never depends on the cap."""
+def split_dataset(ds: Dataset, cfg: DataConfig, seed: int,
+                  subset_seed: int | None = None) -> dict[str, np.ndarray]:
+    """Row indices of train/val/test. The test split is drawn first from `seed` alone, so
+    re-drawing the labelled subset (`subset_seed`) never moves a row into or out of test.
+    With labels_per_class set, train and val are both capped: a low-data user has no large
+    labelled validation set either."""
     classes, counts = np.unique(ds.y, return_counts=True)
     if len(classes) < 2:
         raise AugflowError("needs at least two classes", field="label", rule="n_classes>=2")
@@ -38,7 +42,9 @@ def split_dataset(ds: Dataset, cfg: DataConfig, seed: int) -> dict[str, np.ndarr
     train, val = train_test_split(rest, test_size=cfg.val_size, stratify=ds.y[rest],
                                   random_state=seed + 1)
     if cfg.labels_per_class is not None:
-        train = train[cap_per_class(ds.y[train], cfg.labels_per_class, seed + 2)]
+        sub = seed + 2 if subset_seed is None else subset_seed
+        train = train[cap_per_class(ds.y[train], cfg.labels_per_class, sub)]
+        val = val[cap_per_class(ds.y[val], max(cfg.labels_per_class // 2, 2), sub + 1)]
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
 
@@ -49,9 +55,9 @@ def schema_of(ds: Dataset) -> dict:
             "image_shape": list(ds.image_shape) if ds.image_shape else None}
 
 
-def run_prepare(cfg: DataConfig, seed: int, paths: Paths) -> dict:
+def run_prepare(cfg: DataConfig, seed: int, paths: Paths, subset_seed: int | None = None) -> dict:
     ds = load_source(cfg.source)
-    splits = split_dataset(ds, cfg, seed)
+    splits = split_dataset(ds, cfg, seed, subset_seed)
     metrics: dict = {"n_features": len(ds.features), "n_classes": int(len(np.unique(ds.y)))}
     for name, idx in splits.items():
         write_parquet(paths.split(name), make_table(ds.x[idx], ds.y[idx], ds.features))

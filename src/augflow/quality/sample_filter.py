@@ -66,7 +66,8 @@ def passes(scores: np.ndarray, threshold: float, side: str) -> np.ndarray:
 
 def class_gate(f_fake: np.ndarray, y_fake: np.ndarray, f_val: np.ndarray, y_val: np.ndarray,
                ref: Reference, max_ratio: float) -> dict[int, dict]:
-    """Per class: synthetic-vs-train FID over the real val-vs-train FID of the same class."""
+    """Per class: synthetic-vs-train FID over the real val-vs-train FID of the same class.
+    Callers pass the rows that passed the per-sample criteria: the gate judges what would be kept."""
     out = {}
     for c in sorted(set(y_fake.tolist())):
         real_c = ref.f_train[ref.y_train == c]
@@ -80,9 +81,9 @@ def class_gate(f_fake: np.ndarray, y_fake: np.ndarray, f_val: np.ndarray, y_val:
     return out
 
 
-def decide(scores: pd.DataFrame, val_scores: pd.DataFrame, labels: np.ndarray,
-           gate: dict[int, dict], cfg: FilterConfig) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Add `kept` and `reject_reason` (the first failing criterion, '' when kept)."""
+def per_sample_reasons(scores: pd.DataFrame, val_scores: pd.DataFrame,
+                       cfg: FilterConfig) -> tuple[np.ndarray, dict[str, float]]:
+    """The first failing criterion of each row ('' when it passes all), and the thresholds."""
     thresholds: dict[str, float] = {}
     reason = np.full(len(scores), "", dtype=object)
     for name, col, side in CRITERIA:
@@ -90,6 +91,12 @@ def decide(scores: pd.DataFrame, val_scores: pd.DataFrame, labels: np.ndarray,
         thresholds[name] = thr
         fail = ~passes(scores[col].to_numpy(), thr, side) & (reason == "")
         reason[fail] = name
+    return reason, thresholds
+
+
+def apply_class_gate(scores: pd.DataFrame, reason: np.ndarray, labels: np.ndarray,
+                     gate: dict[int, dict], cfg: FilterConfig) -> pd.DataFrame:
+    """Drop (or fail on) classes over the FID limit; add `kept` and `reject_reason`."""
     dropped = [c for c, g in gate.items() if not g["passed"]]
     if dropped and cfg.fid_gate.action == "fail":
         worst = max(dropped, key=lambda c: gate[c]["ratio"])
@@ -97,8 +104,9 @@ def decide(scores: pd.DataFrame, val_scores: pd.DataFrame, labels: np.ndarray,
             f"class {worst} synthetic FID is {gate[worst]['ratio']:.2f}x the real floor "
             f"(limit {cfg.fid_gate.max_ratio}); classes over the limit: {dropped}",
             field="filter.fid_gate", rule="max_ratio")
+    reason = reason.copy()
     reason[np.isin(labels, dropped) & (reason == "")] = "class_gate"
     out = scores.copy()
     out["kept"] = reason == ""
     out["reject_reason"] = reason.astype(str)
-    return out, thresholds
+    return out
