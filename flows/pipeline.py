@@ -6,10 +6,13 @@ Run it:  python flows/pipeline.py [--root DIR] [--force]"""
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -25,6 +28,32 @@ class StageInputError(RuntimeError):
 
 class StageCrashed(RuntimeError):
     """The stage failed for another reason (killed, out of memory, a lock): worth a retry."""
+
+
+class WorkspaceBusy(RuntimeError):
+    """Another pipeline run holds this workspace."""
+
+
+@contextmanager
+def workspace_lock(root: Path, wait_seconds: float):
+    """One pipeline run per workspace: a second one waits up to `wait_seconds`, then fails
+    with a clear message instead of interleaving its stages with the first one's."""
+    path = root / ".augflow.lock"
+    with open(path, "a+") as fh:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise WorkspaceBusy(f"another augflow pipeline run is using {root} (lock "
+                                        f"{path}); waited {wait_seconds:.0f} s") from None
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _retry_unless_input_error(task, task_run, state) -> bool:
@@ -61,7 +90,7 @@ def run_stage(stage: str, root: str, force: bool = False) -> dict:
         # Only a stage command that died (killed, out of memory, a crash) is worth a retry;
         # rejected input or a DVC config problem (e.g. a param missing) fails the same way again.
         crashed = "failed to run:" in out and f"augflow {stage}: error:" not in out
-        if not crashed:
+        if not crashed and "Unable to acquire lock" not in out:
             raise StageInputError(f"stage {stage} rejected its input or config:\n{tail}")
         raise StageCrashed(f"stage {stage} failed (dvc exit {proc.returncode}):\n{tail}")
     metrics_file = Path(root) / "metrics" / f"{stage}.json"
@@ -86,10 +115,11 @@ def summary_markdown(results: list[dict]) -> str:
 
 
 @flow(name="augflow-pipeline", log_prints=True)
-def augflow_pipeline(root: str = ".", force: bool = False) -> list[dict]:
+def augflow_pipeline(root: str = ".", force: bool = False, wait_for_lock_s: float = 0.0) -> list[dict]:
     """Run every stage of dvc.yaml in order; a failing stage stops the run."""
     root = str(Path(root).resolve())
-    results = [run_stage(stage, root, force) for stage in STAGES]
+    with workspace_lock(Path(root), wait_for_lock_s):
+        results = [run_stage(stage, root, force) for stage in STAGES]
     create_markdown_artifact(summary_markdown(results), key="augflow-run-summary",
                              description="stages run and the evaluation's verdict")
     reports = {"augflow-filter-report": Path(root) / "data/filtered/report.md",
@@ -108,10 +138,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Run the augflow pipeline as a Prefect flow.")
     parser.add_argument("--root", default=".", help="workspace holding dvc.yaml and params.yaml")
     parser.add_argument("--force", action="store_true", help="rerun every stage")
+    parser.add_argument("--wait-for-lock", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long for another run in the same workspace to finish")
     args = parser.parse_args()
     try:
-        augflow_pipeline(root=args.root, force=args.force)
-    except (StageInputError, StageCrashed) as err:
+        augflow_pipeline(root=args.root, force=args.force, wait_for_lock_s=args.wait_for_lock)
+    except (StageInputError, StageCrashed, WorkspaceBusy) as err:
         print(f"augflow pipeline failed: {err}", file=sys.stderr)
         sys.exit(2)
 

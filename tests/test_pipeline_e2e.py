@@ -91,3 +91,19 @@ def test_mlflow_holds_the_run_with_figures_and_a_loadable_model(pipeline_ws):
     x = model.sample(torch.arange(10), generator=torch.Generator().manual_seed(0))
     assert x.shape == (10, 64) and float(x.min()) >= 0 and float(x.max()) <= 1
     assert version.tags["promotion"]
+
+
+def test_prefect_recorded_the_run_and_its_report_artifacts(pipeline_ws):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs()
+        assert any(r.state.is_completed() for r in runs)
+        keys = ["augflow-run-summary", "augflow-filter-report", "augflow-evaluation-report"]
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    by_key = {a.key: a for a in arts}
+    assert set(keys) <= set(by_key)
+    assert "Kept **" in by_key["augflow-filter-report"].data
+    assert "Gain (augmented - real)" in by_key["augflow-evaluation-report"].data
+    assert "| evaluate | ran |" in by_key["augflow-run-summary"].data

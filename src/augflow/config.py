@@ -31,6 +31,9 @@ class VAEConfig(_Strict):
     batch_size: int = Field(64, ge=1)
     max_epochs: int = Field(300, ge=1)
     patience: int = Field(20, ge=1)
+    divergence_retries: int = Field(2, ge=0, le=10)   # retries after a NaN/inf loss
+    lr_backoff: float = Field(0.3, gt=0, lt=1)        # lr multiplier for each retry
+    resume_every: int = Field(10, ge=1)               # epochs between resumable states
 
 
 class GenerateConfig(_Strict):

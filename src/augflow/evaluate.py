@@ -88,7 +88,8 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
             recall_rows += [{"classifier": clf, "arm": arm, "class": m.rsplit("_", 1)[1], **v}
                             for m, v in arm_ci[arm].items() if m.startswith("recall_class_")]
     result["promotion"] = promotion_decision(result, cfg)
-    result["fidelity_vs_test"] = fidelity_vs_test(paths, data, xt_s, yt, filter_cfg, seed)
+    result["fidelity_vs_test"], per_class = fidelity_vs_test(paths, data, xt_s, yt, filter_cfg, seed)
+    write_json(paths.fidelity_vs_test, per_class)
     write_json(paths.metrics("evaluate"), result)
     table = pd.DataFrame(table_rows)
     write_bytes(paths.evaluate_arms_csv, table.to_csv(index=False, float_format="%.6f").encode())
@@ -100,20 +101,21 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
 
 
 def fidelity_vs_test(paths: Paths, data: dict, xt: np.ndarray, yt: np.ndarray,
-                     cfg: FilterConfig, seed: int) -> dict:
-    """FID and friends against the test split: the only honest reference for the kept samples."""
+                     cfg: FilterConfig, seed: int) -> tuple[dict, dict]:
+    """FID and friends against the test split: the only honest reference for the kept samples.
+    Returns the overall numbers and the full per-class reports."""
     ext = load_extractor(paths.extractor)
     emb = lambda x: ext.embed(torch.from_numpy(x)).numpy()
     ft = emb(xt)
-    out = {}
+    out, full = {}, {}
     for name, key in (("generated", "generated"), ("kept", "kept"), ("real_train", "real")):
         x, y = data[key]
-        rep = fidelity_report(ft, yt, emb(x), y, cfg.knn_k, cfg.chunk_rows, seed)
-        out[name] = {m: v for m, v in (rep["overall"] or {}).items() if not m.startswith("n_")}
+        full[name] = fidelity_report(ft, yt, emb(x), y, cfg.knn_k, cfg.chunk_rows, seed)
+        out[name] = {m: v for m, v in (full[name]["overall"] or {}).items() if not m.startswith("n_")}
     g, k = out["generated"].get("fid"), out["kept"].get("fid")
     if g and k is not None:
         out["kept_vs_generated_fid_change"] = (k - g) / g
-    return out
+    return out, full
 
 
 def _ci(d: dict) -> str:

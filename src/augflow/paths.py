@@ -25,6 +25,8 @@ class Paths:
     @property
     def checkpoint(self) -> Path: return self._p("data/models/cvae.pt")
     @property
+    def train_resume(self) -> Path: return self._p("data/models/cvae.resume.pt")
+    @property
     def train_curve(self) -> Path: return self._p("plots/train_curve.csv")
     @property
     def samples(self) -> Path: return self._p("data/synthetic/samples.parquet")
@@ -50,6 +52,8 @@ class Paths:
     def evaluate_arms_csv(self) -> Path: return self._p("plots/evaluate_arms.csv")
     @property
     def per_class_recall_csv(self) -> Path: return self._p("plots/per_class_recall.csv")
+    @property
+    def fidelity_vs_test(self) -> Path: return self._p("data/reports/fidelity_vs_test.json")
     @property
     def evaluate_plot(self) -> Path: return self._p("plots/evaluate_arms.png")
     @property

@@ -31,4 +31,10 @@ def read_synthetic(path, schema: dict) -> tuple[pd.DataFrame, np.ndarray, np.nda
     if unknown:
         raise AugflowError(f"labels {unknown} are not among the training classes "
                            f"{schema['classes']}", file=file, field=LABEL, rule="label_set")
+    lo, hi = schema["value_range"]
+    outside = (x < lo) | (x > hi)
+    if outside.any():
+        col = schema["features"][int(np.argwhere(outside)[0][1])]
+        raise AugflowError(f"{int(outside.sum())} values outside the declared range [{lo}, {hi}]",
+                           file=file, field=col, rule="value_range")
     return df, x, y

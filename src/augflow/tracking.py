@@ -11,6 +11,7 @@ import pandas as pd
 import yaml
 
 from augflow.config import Config
+from augflow.errors import AugflowError
 from augflow.io import read_json, write_json
 from augflow.paths import Paths
 
@@ -64,10 +65,19 @@ def dvc_hashes(root: Path) -> dict[str, str]:
     return out
 
 
+def inside_workspace(root: Path, rel: str, key: str) -> Path:
+    """A relative path from params, resolved; it may not climb out of the workspace."""
+    path = (root / rel).resolve()
+    if not Path(rel).is_absolute() and not path.is_relative_to(root.resolve()):
+        raise AugflowError(f"{rel!r} resolves outside the workspace {root}", file="params.yaml",
+                           field=key, rule="inside workspace")
+    return path
+
+
 def _tracking_uri(uri: str, root: Path) -> str:
     # A relative sqlite path is taken relative to the workspace root, wherever we run from.
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        db = (root / uri[len("sqlite:///"):]).resolve()
+        db = inside_workspace(root, uri[len("sqlite:///"):], "tracking.uri")
         db.parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{db}"
     return uri
@@ -77,7 +87,7 @@ def experiment_id(mlflow, cfg: Config, root: Path) -> str:
     exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
     if exp is not None:
         return exp.experiment_id
-    art = (root / cfg.tracking.artifact_dir).resolve()
+    art = inside_workspace(root, cfg.tracking.artifact_dir, "tracking.artifact_dir")
     art.mkdir(parents=True, exist_ok=True)
     return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=art.as_uri())
 
@@ -150,7 +160,7 @@ def _log_stage_artifacts(mlflow, stage: str, paths: Paths) -> None:
         "generate": [paths.sample_grid],
         "filter": [paths.filter_report, paths.filter_hist, paths.filter_fidelity],
         "evaluate": [paths.evaluate_report, paths.evaluate_plot, paths.evaluate_arms_csv,
-                     paths.per_class_recall_csv],
+                     paths.per_class_recall_csv, paths.fidelity_vs_test],
     }.get(stage, [])
     for f in files:
         if f.is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io as _io
 
 import numpy as np
@@ -10,28 +11,39 @@ import torch
 
 from augflow.config import VAEConfig
 from augflow.data.table import split_xy
+from augflow.errors import AugflowError
 from augflow.io import read_json, read_parquet, write_bytes
 from augflow.models.cvae import CVAE, cvae_loss
-from augflow.models.fitting import fit
+from augflow.models.fitting import DivergedError, fit, with_lr_backoff
 from augflow.paths import Paths
 from augflow.scaling import RangeScaler
 
 
 def train_cvae(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-               n_classes: int, cfg: VAEConfig, seed: int):
-    """Fit on rows already scaled to [0, 1]. Returns the model and its FitResult."""
-    torch.manual_seed(seed)
-    model = CVAE(x.shape[1], n_classes, cfg.latent_dim, cfg.hidden_dims)
-
+               n_classes: int, cfg: VAEConfig, seed: int, resume: dict | None = None,
+               on_state=None):
+    """Fit on rows already scaled to [0, 1]; on a NaN/inf loss retry with a lower learning
+    rate. Returns the model, its FitResult and the learning rate that worked."""
     def loss_fn(m, xb, yb):
         parts = cvae_loss(m(xb, yb), xb, cfg.beta)
         return parts.total, {"recon": parts.recon.item(), "kl": parts.kl.item()}
 
-    result = fit(model, loss_fn, torch.from_numpy(x), torch.from_numpy(y),
-                 torch.from_numpy(x_val), torch.from_numpy(y_val), lr=cfg.lr,
-                 batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=cfg.patience,
-                 seed=seed, name="cvae")
-    return model.eval(), result
+    holder: dict = {}
+
+    def attempt(lr: float):
+        torch.manual_seed(seed)
+        holder["model"] = CVAE(x.shape[1], n_classes, cfg.latent_dim, cfg.hidden_dims)
+        state = resume if resume is not None and resume.get("lr") == lr else None
+        emit = (lambda st: on_state({**st, "lr": lr})) if on_state else None
+        return fit(holder["model"], loss_fn, torch.from_numpy(x), torch.from_numpy(y),
+                   torch.from_numpy(x_val), torch.from_numpy(y_val), lr=lr,
+                   batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=cfg.patience,
+                   seed=seed, name="cvae", resume=state, on_state=emit,
+                   state_every=cfg.resume_every)
+
+    start_lr = resume["lr"] if resume is not None else cfg.lr
+    result, lr = with_lr_backoff(attempt, start_lr, cfg.divergence_retries, cfg.lr_backoff, "cvae")
+    return holder["model"].eval(), result, lr
 
 
 def save_checkpoint(path, model: CVAE, schema: dict) -> None:
@@ -42,8 +54,6 @@ def save_checkpoint(path, model: CVAE, schema: dict) -> None:
 
 
 def load_checkpoint(path) -> tuple[CVAE, dict]:
-    from augflow.errors import AugflowError
-
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -57,18 +67,50 @@ def load_checkpoint(path) -> tuple[CVAE, dict]:
     return model.eval(), ckpt["schema"]
 
 
+def _fingerprint(cfg: VAEConfig, seed: int, *arrays: np.ndarray) -> str:
+    h = hashlib.sha256(cfg.model_dump_json().encode() + str(seed).encode())
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _load_resume(path, fingerprint: str) -> dict | None:
+    """A resumable state from an interrupted run of the same config and data, if any."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:          # a state from a crash mid-write is ignored, never trusted
+        return None
+    return state if state.get("fingerprint") == fingerprint else None
+
+
 def run_train(cfg: VAEConfig, seed: int, paths: Paths) -> dict:
     schema = read_json(paths.schema)
     scaler = RangeScaler.from_schema(schema)
     feats = schema["features"]
     x, y = split_xy(read_parquet(paths.split("train")), feats, str(paths.split("train")))
     xv, yv = split_xy(read_parquet(paths.split("val")), feats, str(paths.split("val")))
-    model, result = train_cvae(scaler.transform(x), y, scaler.transform(xv), yv,
-                               len(schema["classes"]), cfg, seed)
+    fingerprint = _fingerprint(cfg, seed, x, y, xv, yv)
+    resume = _load_resume(paths.train_resume, fingerprint)
+
+    def save_state(state: dict) -> None:
+        buf = _io.BytesIO()
+        torch.save({**state, "fingerprint": fingerprint}, buf)
+        write_bytes(paths.train_resume, buf.getvalue())
+
+    try:
+        model, result, lr = train_cvae(scaler.transform(x), y, scaler.transform(xv), yv,
+                                       len(schema["classes"]), cfg, seed, resume, save_state)
+    except DivergedError as err:
+        raise AugflowError(f"{err}; gave up after {cfg.divergence_retries} retries with a "
+                           f"lower learning rate", field="vae.lr", rule="finite loss") from None
     save_checkpoint(paths.checkpoint, model, schema)
+    paths.train_resume.unlink(missing_ok=True)
     curve = pd.DataFrame(result.history)
     write_bytes(paths.train_curve, curve.to_csv(index=False, float_format="%.6f").encode())
-    return {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+    return {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "lr_used": lr,
+            "resumed": resume is not None,
             "best_val_loss": result.best_val_loss,
             "final_val_recon": result.history[result.best_epoch - 1]["val_recon"],
             "final_val_kl": result.history[result.best_epoch - 1]["val_kl"]}
