@@ -5,7 +5,10 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PREFECT_HOME ?= $(abspath .prefect)
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install run test ui clean
+PREFECT_PORT ?= 4200
+MLFLOW_PORT ?= 5000
+
+.PHONY: install run test ui serve
 
 install: $(VENV)/.installed
 
@@ -22,4 +25,13 @@ test: install  ## the test suite
 	$(PY) -m pytest
 
 ui: install  ## the MLflow UI over the local store, on http://127.0.0.1:5000
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --host 127.0.0.1 --port 5000
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+# A local Prefect server (UI + scheduler) on 127.0.0.1, and the deployment served against it:
+# nightly at 02:00 UTC by default; CRON="*/30 * * * *" make serve to change it.
+CRON ?= 0 2 * * *
+serve: install
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) & \
+	server=$$!; trap "kill $$server" EXIT INT TERM; \
+	until curl -sf http://127.0.0.1:$(PREFECT_PORT)/api/health >/dev/null; do sleep 1; done; \
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(PY) flows/serve.py --cron "$(CRON)"

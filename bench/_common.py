@@ -12,6 +12,14 @@ from pathlib import Path
 
 import yaml
 
+# Another job often keeps a core busy on this shared 2-core machine. With the OpenMP default wait
+# policy, torch's 2 threads then spin at every barrier until the descheduled one runs again, and
+# small-batch training slows 30-150x (measured: bench/train_loop.py). Benchmark processes and their
+# children wait passively instead unless the caller sets OMP_WAIT_POLICY. Import _common before torch.
+# (BENCH_OMP_DEFAULT=1 keeps the OpenMP default, for the one row that shows the slowdown.)
+if os.environ.pop("BENCH_OMP_DEFAULT", None) is None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "BENCHMARKS.md"
 SECTIONS = ("overhead", "train_loop", "scaling", "growth")   # their order in BENCHMARKS.md
@@ -39,6 +47,7 @@ def machine() -> str:
     return (f"{cores} cores (`nproc`), {model} (/proc/cpuinfo), torch {torch.__version__} "
             f"with {torch.get_num_threads()} threads, Python {sys.version.split()[0]}; "
             f"load average at the end {load} (1/5/15 min; other jobs share the machine); "
+            f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
             f"code at commit {git('rev-parse', '--short', 'HEAD')}{dirty}")
 
 

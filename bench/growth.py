@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import default_params, machine, merged, table, write_section  # first: sets OMP env
+
 import numpy as np
 import yaml
-
-from _common import default_params, machine, merged, table, write_section
 
 STAGES = ("prepare", "validate", "train", "generate", "filter", "augment", "evaluate", "track")
 # Evaluation kept bounded: 2 seeds, logreg only (the arms stay as in params.yaml).

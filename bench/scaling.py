@@ -17,9 +17,9 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+from _common import machine, median, table, write_section  # first: sets OMP env
 
-from _common import machine, median, table, write_section
+import numpy as np
 
 CHUNK, K = 2048, 5   # params.yaml's filter.chunk_rows and filter.knn_k
 

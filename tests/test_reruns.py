@@ -65,3 +65,15 @@ def test_a_second_run_in_the_same_workspace_fails_clearly_and_touches_nothing(ws
         with pytest.raises(WorkspaceBusy, match="another augflow pipeline run"):
             augflow_pipeline(root=str(ws), force=True)
     assert ((ws / "dvc.lock").read_bytes(), (ws / "metrics/evaluate.json").read_bytes()) == before
+
+
+def test_outputs_round_trip_through_the_default_local_remote(ws, tmp_path):
+    """The repo's default remote is a directory beside the checkout; the same kind of remote
+    here, in a temp dir: push everything, lose the workspace's data, pull it back."""
+    dvc(ws, "remote", "add", "-d", "--force", "localstore", str(tmp_path / "store"))
+    dvc(ws, "push")
+    shutil.rmtree(ws / "data" / "models")
+    (ws / "data/synthetic/samples.parquet").unlink()
+    assert "up to date" not in dvc(ws, "status").stdout
+    dvc(ws, "pull")
+    assert "up to date" in dvc(ws, "status").stdout

@@ -1,0 +1,131 @@
+"""The real servers users review runs in: an `mlflow server` and a Prefect server on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, stage_env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def _wait_for(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early: {proc.stdout.read()[-3000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(1)
+    raise AssertionError(f"server at {url} did not come up in {seconds} s")
+
+
+def _start(cmd: list[str], env: dict, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, 15)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+
+
+def test_mlflow_server_serves_the_run_its_children_and_artifacts(pipeline_ws):
+    port = _free_port()
+    db = pipeline_ws / "mlflow" / "mlflow.db"
+    proc = _start([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db}",
+                   "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                  stage_env(), pipeline_ws)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{base}/health", proc)
+        exp = _get(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=augflow")
+        exp_id = exp["experiment"]["experiment_id"]
+        req = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", method="POST",
+                                     data=json.dumps({"experiment_ids": [exp_id]}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            runs = json.loads(r.read())["runs"]
+        parent = next(r for r in runs if r["info"]["run_name"] == "pipeline")
+        pid = parent["info"]["run_id"]
+        children = [r for r in runs if any(t["key"] == "mlflow.parentRunId" and t["value"] == pid
+                                           for t in r["data"].get("tags", []))]
+        assert {c["info"]["run_name"] for c in children} >= {"train", "filter", "evaluate"}
+        metrics = {m["key"]: m["value"] for m in parent["data"]["metrics"]}
+        assert "gain.logreg.accuracy.mean" in metrics
+        q = urllib.parse.urlencode({"run_id": pid, "path": "figures"})
+        files = _get(f"{base}/api/2.0/mlflow/artifacts/list?{q}")["files"]
+        assert "figures/loss_curve.png" in {f["path"] for f in files}
+        model = _get(f"{base}/api/2.0/mlflow/registered-models/get?name=augflow-cvae")
+        assert model["registered_model"]["name"] == "augflow-cvae"
+    finally:
+        _stop(proc)
+
+
+def test_prefect_server_runs_the_scheduled_deployment(tmp_path):
+    """A real `prefect server start` on loopback, the deployment served with its cron schedule,
+    one run triggered by hand on a tiny workspace, seen to complete."""
+    from conftest import make_workspace
+
+    ws = make_workspace(tmp_path / "ws")
+    port = _free_port()
+    env = stage_env()
+    env.update({"PREFECT_HOME": str(tmp_path / "prefect_home"),
+                "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+    server = _start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                     "--port", str(port)], env, tmp_path)
+    runner = None
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/api/health", server, 180)
+        runner = _start([sys.executable, str(REPO / "flows/serve.py"), "--root", str(ws),
+                         "--name", "test-nightly", "--cron", "30 3 * * *"], env, REPO)
+        script = f"""
+import sys, time
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+name = "augflow-pipeline/test-nightly"
+with get_client(sync_client=True) as c:
+    for _ in range(120):
+        try:
+            dep = c.read_deployment_by_name(name); break
+        except Exception:
+            time.sleep(1)
+    crons = [s.schedule.cron for s in dep.schedules]
+    print("CRON", crons)
+run = run_deployment(name, timeout=600, poll_interval=2)
+print("STATE", run.state.type.value)
+"""
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                             text=True, timeout=900)
+        assert "CRON ['30 3 * * *']" in out.stdout, out.stdout + out.stderr
+        assert "STATE COMPLETED" in out.stdout, out.stdout + out.stderr
+        assert (ws / "metrics/evaluate.json").is_file()
+    finally:
+        if runner is not None:
+            _stop(runner)
+        _stop(server)
