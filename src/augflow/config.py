@@ -88,6 +88,8 @@ class EvaluateConfig(_Strict):
     n_bootstrap: int = Field(1000, ge=100)
     promote_classifier: str = "logreg"
     promote_min_gain: float = Field(0.0, ge=-1, le=1)
+    runner: Literal["local", "dask"] = "local"   # dask: fits on a local Dask cluster (prefect-dask)
+    dask_workers: int = Field(2, ge=1, le=64)
 
     @model_validator(mode="after")
     def _known_promotion_classifier(self) -> "EvaluateConfig":

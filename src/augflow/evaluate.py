@@ -18,6 +18,7 @@ from augflow.io import read_json, read_parquet, write_bytes, write_json
 from augflow.paths import Paths
 from augflow.quality.extractor import load_extractor
 from augflow.quality.fidelity import fidelity_report
+from augflow.runners import FitJob, run_jobs
 from augflow.scaling import RangeScaler
 from augflow.stats import arm_and_gain_cis
 
@@ -26,21 +27,27 @@ log = logging.getLogger("augflow.evaluate")
 HEADLINE_METRICS = ("accuracy", "macro_f1")
 
 
+class _FitPredict:
+    """One job's work: build the arm's training set, fit, predict the test rows. A picklable
+    callable, so a Dask worker can run it as well as this process."""
+
+    def __init__(self, data: dict, x_test: np.ndarray, image_shape) -> None:
+        self.data, self.x_test, self.image_shape = data, x_test, image_shape
+
+    def __call__(self, job: FitJob) -> np.ndarray:
+        x, y = arm_training_set(job.arm, self.data, self.image_shape, job.seed)
+        if len(np.unique(y)) < 2:
+            return np.full(len(self.x_test), -1)
+        return make_classifier(job.classifier, job.seed).fit(x, y).predict(self.x_test)
+
+
 def predictions(clf_name: str, arms: list[str], data: dict, x_test: np.ndarray,
-                image_shape, n_seeds: int, base_seed: int) -> dict[str, np.ndarray]:
+                image_shape, n_seeds: int, base_seed: int, runner: str = "local",
+                workers: int = 2) -> dict[str, np.ndarray]:
     """Test-set predictions, shape (n_seeds, n_test), per arm."""
-    out = {}
-    for arm in arms:
-        rows = []
-        for s in range(n_seeds):
-            seed = base_seed + s
-            x, y = arm_training_set(arm, data, image_shape, seed)
-            if len(np.unique(y)) < 2:
-                rows.append(np.full(len(x_test), -1))
-                continue
-            rows.append(make_classifier(clf_name, seed).fit(x, y).predict(x_test))
-        out[arm] = np.vstack(rows)
-    return out
+    jobs = [FitJob(clf_name, arm, base_seed + s) for arm in arms for s in range(n_seeds)]
+    preds = run_jobs(jobs, _FitPredict(data, x_test, image_shape), runner, workers)
+    return {arm: np.vstack(preds[i * n_seeds:(i + 1) * n_seeds]) for i, arm in enumerate(arms)}
 
 
 def promotion_decision(result: dict, cfg: EvaluateConfig) -> dict:
@@ -78,7 +85,8 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
     recall_rows: list[dict] = []
     for clf in cfg.classifiers:
         log.info("evaluating %s on arms %s x %d seeds", clf, arms, cfg.n_seeds)
-        preds = predictions(clf, arms, data, xt_s, image_shape, cfg.n_seeds, seed)
+        preds = predictions(clf, arms, data, xt_s, image_shape, cfg.n_seeds, seed, cfg.runner,
+                            cfg.dask_workers)
         arm_ci, gain = arm_and_gain_cis(yt, preds, classes, cfg.n_bootstrap, seed)
         headline = lambda d: {m: v for m, v in d.items() if m in HEADLINE_METRICS}
         result["classifiers"][clf] = {"arms": {a: headline(v) for a, v in arm_ci.items()},
