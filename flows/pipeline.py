@@ -127,6 +127,12 @@ def augflow_pipeline(root: str = ".", force: bool = False, wait_for_lock_s: floa
     for key, path in reports.items():
         if path.is_file():
             create_markdown_artifact(path.read_text(), key=key)
+    validation = Path(root) / "data/reports/validation.json"
+    if validation.is_file():
+        checks = json.loads(validation.read_text())["checks"]
+        create_table_artifact([{"check": name, "expectations": c["evaluated"],
+                                "failed": len(c["failed"]), "success": c["success"]}
+                               for name, c in checks.items()], key="augflow-validation-summary")
     filt = next(r["metrics"] for r in results if r["stage"] == "filter")
     if filt.get("rejected"):
         create_table_artifact([{"criterion": k, "rejected": v} for k, v in filt["rejected"].items()],

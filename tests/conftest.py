@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+
+torch.set_num_threads(1)   # as the CLI does: small models, no spinning against other processes
 
 REPO = Path(__file__).resolve().parents[1]
 

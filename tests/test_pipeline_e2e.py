@@ -91,6 +91,8 @@ def test_mlflow_holds_the_run_with_figures_and_a_loadable_model(pipeline_ws):
     x = model.sample(torch.arange(10), generator=torch.Generator().manual_seed(0))
     assert x.shape == (10, 64) and float(x.min()) >= 0 and float(x.max()) <= 1
     assert version.tags["promotion"]
+    sig = mlflow.models.get_model_info(f"models:/augflow-cvae/{version.version}").signature
+    assert [i.name for i in sig.inputs.inputs] == ["x", "y"]
 
 
 def test_prefect_recorded_the_run_and_its_report_artifacts(pipeline_ws):
@@ -100,7 +102,8 @@ def test_prefect_recorded_the_run_and_its_report_artifacts(pipeline_ws):
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs()
         assert any(r.state.is_completed() for r in runs)
-        keys = ["augflow-run-summary", "augflow-filter-report", "augflow-evaluation-report"]
+        keys = ["augflow-run-summary", "augflow-filter-report", "augflow-evaluation-report",
+                "augflow-validation-summary", "augflow-filter-rejections"]
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
     by_key = {a.key: a for a in arts}
     assert set(keys) <= set(by_key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -64,7 +65,17 @@ STAGES: dict[str, Callable[[Config, Paths], dict]] = {
 _OWN_METRICS = {"evaluate", "track"}
 
 
+def _pin_torch_threads() -> None:
+    """Our models are small: one intra-op thread is as fast as two and does not spin against a
+    neighbour process (a Dask worker, a second stage), and a fixed count keeps float reductions,
+    and so the outputs, the same on machines with other core counts. AUGFLOW_TORCH_THREADS overrides."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("AUGFLOW_TORCH_THREADS", "1")))
+
+
 def run_stage(stage: str, params: str | Path = "params.yaml", root: str | Path = ".") -> dict:
+    _pin_torch_threads()
     paths = Paths(Path(root))
     cfg = load_config(params)
     t0 = time.perf_counter()
@@ -79,6 +90,7 @@ def _lowdata(args) -> int:
     from augflow.classifiers import make_classifier
     from augflow.lowdata import run_lowdata
 
+    _pin_torch_threads()
     levels = [None if v.strip() == "all" else int(v) for v in args.levels.split(",")]
     classifiers = [c.strip() for c in args.classifiers.split(",")]
     for c in classifiers:

@@ -35,6 +35,7 @@ class _FitPredict:
         self.data, self.x_test, self.image_shape = data, x_test, image_shape
 
     def __call__(self, job: FitJob) -> np.ndarray:
+        torch.set_num_threads(1)   # also on a Dask worker: small fits, no thread oversubscription
         x, y = arm_training_set(job.arm, self.data, self.image_shape, job.seed)
         if len(np.unique(y)) < 2:
             return np.full(len(self.x_test), -1)

@@ -129,6 +129,7 @@ def run_track(cfg: Config, paths: Paths) -> dict:
         mlflow.log_image(_png_image(loss_curve_png(curve)), "figures/loss_curve.png")
         model, _ = load_checkpoint(paths.checkpoint)
         info = mlflow.pytorch.log_model(model, name="cvae", serialization_format="pickle",
+                                        signature=cvae_signature(model.n_features),
                                         registered_model_name=cfg.tracking.registered_model)
         version = str(info.registered_model_version)
         promotion = evaluation["promotion"]
@@ -143,6 +144,19 @@ def run_track(cfg: Config, paths: Paths) -> dict:
              "champion": bool(promotion["promote"])}
     write_json(paths.tracking_state, state)
     return state
+
+
+def cvae_signature(n_features: int):
+    """forward(x, y): rows scaled to [0, 1] and integer labels -> reconstructions. For sampling,
+    load with mlflow.pytorch.load_model and call .sample(labels)."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype("float32"), (-1, n_features), "x"),
+                       TensorSpec(np.dtype("int64"), (-1,), "y")]),
+        outputs=Schema([TensorSpec(np.dtype("float32"), (-1, n_features), "recon")]))
 
 
 def _png_image(data: bytes):

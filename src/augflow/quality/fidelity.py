@@ -16,8 +16,14 @@ def frechet_distance(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.nd
     """||mu1-mu2||^2 + tr S1 + tr S2 - 2 tr sqrt(S1^1/2 S2 S1^1/2), all in float64.
     The symmetric form has real, non-negative eigenvalues, so no complex sqrtm is needed."""
     mu1, mu2, s1, s2 = (np.asarray(a, dtype=np.float64) for a in (mu1, mu2, s1, s2))
-    root1 = _sqrt_psd(s1)
-    inner = root1 @ s2 @ root1
+    # S1^1/2 S2 S1^1/2 and L^T S2 L (S1 = L L^T) share their eigenvalues with S1 S2; the
+    # Cholesky route needs one factorisation and eigenvalues only, ~3x faster than the root.
+    try:
+        chol = np.linalg.cholesky(s1)
+        inner = chol.T @ s2 @ chol
+    except np.linalg.LinAlgError:       # singular S1 (fewer rows than dims): the PSD root
+        root1 = _sqrt_psd(s1)
+        inner = root1 @ s2 @ root1
     tr_cross = np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0, None)).sum()
     diff = mu1 - mu2
     return float(max(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_cross, 0.0))
