@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -78,32 +79,35 @@ def big_table(quick: bool) -> list[list]:
     x, xv, y, yv = x[:n], x[n:], y[:n], y[n:]
     p = default_params()
     rows = []
-
-    def timed(what, how, fn, per=1, unit="s"):
-        t0 = time.perf_counter()
-        out = fn()
-        s = time.perf_counter() - t0
-        rows.append([what, how, f"{s / per:.1f} {unit}"])
-        print(rows[-1], flush=True)
-        return out
-
-    vcfg = VAEConfig(**{**p["vae"], "max_epochs": epochs, "patience": epochs})
-    vae = timed("train_cvae", f"{n:,} train + {n_val:,} val rows, {epochs} epochs, batch {vcfg.batch_size}",
-                   lambda: train_cvae(x, y, xv, yv, 10, vcfg, 0), epochs, "s/epoch")[0]
-    xs, ys, _ = timed("generate_samples", f"{n // 10:,} per class x 10 classes, temperature "
-                      f"{p['generate']['temperature']}",
-                      lambda: generate_samples(vae, list(range(10)), n // 10, p["generate"]["temperature"], 0))
-    ecfg = ExtractorConfig(**{**p["extractor"], "max_epochs": epochs, "patience": epochs})
-    ext = timed("fit_extractor", f"{n:,} train + {n_val:,} val rows, {epochs} epochs, batch {ecfg.batch_size}",
-                   lambda: fit_extractor(x, y, xv, yv, 10, ecfg, 0), epochs, "s/epoch")[0]
     k, chunk = p["filter"]["knn_k"], p["filter"]["chunk_rows"]
-    with torch.no_grad():
-        ref = timed("filter: build_reference", f"embed {n:,} train rows, kth_radii on "
-                    f"{ext.hidden_dims[-1]}-d features", lambda: build_reference(x, y, ext, k, chunk))
-        timed("filter: score_rows (generated)", f"{len(xs):,} rows: recon, consistency, ball_stats on "
-              f"features, 1-NN to train in {d}-d", lambda: score_rows(xs, ys, vae, ext, ref, chunk))
-        timed("filter: score_rows (val)", f"{n_val:,} val rows, the same four scores",
-              lambda: score_rows(xv, yv, vae, ext, ref, chunk))
+    vcfg = VAEConfig(**{**p["vae"], "max_epochs": epochs, "patience": epochs})
+    ecfg = ExtractorConfig(**{**p["extractor"], "max_epochs": epochs, "patience": epochs})
+    # First as the stages run (run_stage pins torch to AUGFLOW_TORCH_THREADS, default 1), then with
+    # torch's default (one thread per core).
+    for threads in (int(os.environ.get("AUGFLOW_TORCH_THREADS", "1")), torch.get_num_threads()):
+        torch.set_num_threads(threads)
+
+        def timed(what, how, fn, per=1, unit="s"):
+            t0 = time.perf_counter()
+            out = fn()
+            rows.append([what, how, threads, f"{(time.perf_counter() - t0) / per:.1f} {unit}"])
+            print(rows[-1], flush=True)
+            return out
+
+        vae = timed("train_cvae", f"{n:,} train + {n_val:,} val rows, {epochs} epochs, batch {vcfg.batch_size}",
+                    lambda: train_cvae(x, y, xv, yv, 10, vcfg, 0), epochs, "s/epoch")[0]
+        xs, ys, _ = timed("generate_samples", f"{n // 10:,} per class x 10 classes, temperature "
+                          f"{p['generate']['temperature']}",
+                          lambda: generate_samples(vae, list(range(10)), n // 10, p["generate"]["temperature"], 0))
+        ext = timed("fit_extractor", f"{n:,} train + {n_val:,} val rows, {epochs} epochs, batch {ecfg.batch_size}",
+                    lambda: fit_extractor(x, y, xv, yv, 10, ecfg, 0), epochs, "s/epoch")[0]
+        with torch.no_grad():
+            ref = timed("filter: build_reference", f"embed {n:,} train rows, kth_radii on "
+                        f"{ext.hidden_dims[-1]}-d features", lambda: build_reference(x, y, ext, k, chunk))
+            timed("filter: score_rows (generated)", f"{len(xs):,} rows: recon, consistency, ball_stats on "
+                  f"features, 1-NN to train in {d}-d", lambda: score_rows(xs, ys, vae, ext, ref, chunk))
+            timed("filter: score_rows (val)", f"{n_val:,} val rows, the same four scores",
+                  lambda: score_rows(xv, yv, vae, ext, ref, chunk))
     return rows
 
 
@@ -151,9 +155,11 @@ Train uses early stopping as configured, so its time follows the epochs it ran.
 
 **Synthetic {'6k' if args.quick else '60k'} x 784 table, library calls timed directly** (there is no data
 source for it): class-centred Gaussian rows clipped to [0, 1], 10 classes, the repo's `vae`,
-`extractor`, `generate` and `filter` params except fixed epoch counts; one run each, one process.
+`extractor`, `generate` and `filter` params except fixed epoch counts; one run each, one process;
+first with the torch thread count `augflow.cli.run_stage` pins for every stage (`AUGFLOW_TORCH_THREADS`,
+default 1), then with torch's default of one thread per core.
 
-{table(["call", "what", "time"], big)}
+{table(["call", "what", "torch threads", "time"], big)}
 
 What limits it: on digits, rows are few and fixed costs dominate: validate (Great Expectations,
 ~8 s whatever the size), track (MLflow logging and model registration, ~9 s) and evaluate (6 arms x
@@ -163,8 +169,9 @@ level, so it does not shrink with the labelled set). Train grows with the rows (
 default `max_epochs: 300` (early stopping near 245 epochs on digits) one VAE fit would take about
 245 x the s/epoch above. The filter's scoring is dominated by the exact 1-NN of every generated row
 to every train row in 784-d (`knn_distances` in `score_rows`); the filter stage also computes three
-`fidelity_report`s on 60k x 64 features, each a 5-pass `prdc` (about 140 s each at 60k, section 3),
-not timed here.
+`fidelity_report`s on 60k x 64 features, each a 5-pass `prdc` (about 90 s each at 60k with 2 threads,
+section 3), not timed here. The stages' one-thread pin costs the k-NN work up to 2x on this machine
+(the rows with 1 and 2 torch threads).
 Total benchmark time: {(time.perf_counter() - t_start) / 60:.1f} min.
 """
     write_section("growth", body, args.quick)

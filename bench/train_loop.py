@@ -161,9 +161,12 @@ child process with the OpenMP default, to show what spinning threads cost on a b
 {table(["data", "torch threads", "train rows", "val rows", "epochs", "ours samples/s", "bare samples/s", "bare+val samples/s", "ours / bare", "ours / bare+val", "target >= 0.9x", "seconds per repeat (ours:bare:bare+val)"], rows)}
 
 What limits it: per-batch work is tiny (64 rows through a 2-layer MLP), so both loops are bound by
-PyTorch's per-op dispatch and, with 2 threads, by OpenMP synchronisation; `fit` adds per batch a
-`torch.isfinite` check and `.item()` calls (loss, recon, kl), and per epoch one validation pass
-over the val rows and a `deepcopy` of the state dict when validation improves.
+PyTorch's per-op dispatch, and a second thread buys little or loses (compare the 1-thread rows);
+on a busy machine the OpenMP default wait policy can make 2 threads far slower still. What `fit`
+adds over the bare loop is mostly the per-epoch validation pass that early stopping needs ("ours /
+bare+val" is close to 1); the rest (per batch a `torch.isfinite` check and three `.item()` calls,
+two of them for train-loss parts that `fit` discards; per improving epoch a `deepcopy` of the state
+dict) is small.
 Total benchmark time: {(time.perf_counter() - t_start) / 60:.1f} min.
 """
     write_section("train_loop", body, args.quick)
