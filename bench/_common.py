@@ -103,6 +103,8 @@ def make_workspace(path: Path, params: dict) -> Path:
     shutil.copytree(REPO / "src", path / "src",
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (path / "params.yaml").write_text(yaml.safe_dump(params))
+    (path / "data" / "raw").mkdir(parents=True, exist_ok=True)   # the prepare stage's file input
+    (path / "data" / "raw" / ".gitkeep").touch()
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "bench@example.invalid"],
                 ["git", "config", "user.name", "augflow bench"], [sys.executable, "-m", "dvc", "init", "-q"]):
         subprocess.run(cmd, cwd=path, check=True, capture_output=True, env=stage_env())

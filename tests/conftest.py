@@ -49,6 +49,8 @@ def make_workspace(path: Path, params: dict | None = None) -> Path:
     # dvc.yaml names code paths as deps; the stages import the installed package.
     shutil.copytree(REPO / "src", path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (path / "params.yaml").write_text(yaml.safe_dump(params if params is not None else TINY))
+    (path / "data" / "raw").mkdir(parents=True, exist_ok=True)   # the prepare stage's file input
+    (path / "data" / "raw" / ".gitkeep").touch()
     run = lambda *cmd: subprocess.run(cmd, cwd=path, check=True, capture_output=True, env=stage_env())
     run("git", "init", "-q")
     run("git", "config", "user.email", "test@example.invalid")

@@ -21,18 +21,24 @@ def smote_rows(x: np.ndarray, y: np.ndarray, extra_per_class: dict[int, int], se
 
 
 def classic_rows(x: np.ndarray, y: np.ndarray, extra_per_class: dict[int, int],
-                 image_shape: tuple[int, int], seed: int):
-    """Classical image augmentation: random one-pixel shifts and small rotations of real rows."""
+                 image_shape: tuple[int, int, int], seed: int):
+    """Classical image augmentation: random small shifts and rotations of real rows (channel-last
+    (h, w, c) images flattened); shifts scale with the image: one pixel per 8."""
     from scipy.ndimage import rotate, shift
 
     rng = np.random.default_rng(seed)
+    h, w = image_shape[:2]
+    shape = (h, w, image_shape[2] if len(image_shape) > 2 else 1)
+    reach = max(1, min(h, w) // 8)
     new_x, new_y = [], []
     for c, n in sorted(extra_per_class.items()):
         idx = np.flatnonzero(y == c)
         for i in rng.choice(idx, size=n, replace=True):
-            img = x[i].reshape(image_shape)
-            img = rotate(img, rng.uniform(-12, 12), reshape=False, order=1, mode="constant")
-            img = shift(img, rng.integers(-1, 2, size=2), order=0, mode="constant")
+            img = x[i].reshape(shape)
+            img = rotate(img, rng.uniform(-12, 12), axes=(1, 0), reshape=False, order=1,
+                         mode="constant")
+            img = shift(img, (*rng.integers(-reach, reach + 1, size=2), 0), order=0,
+                        mode="constant")
             new_x.append(np.clip(img, 0, 1).ravel())
             new_y.append(c)
     if not new_x:
@@ -41,7 +47,7 @@ def classic_rows(x: np.ndarray, y: np.ndarray, extra_per_class: dict[int, int],
             np.concatenate([y, np.asarray(new_y, np.int64)]))
 
 
-def arm_training_set(arm: str, data: dict[str, tuple], image_shape: tuple[int, int] | None,
+def arm_training_set(arm: str, data: dict[str, tuple], image_shape: tuple | None,
                      seed: int):
     """(x, y) an arm trains on. `data` holds (x, y) of real, augmented (the augment stage's
     output), kept and generated (synthetic after / before filtering). smote and classic add as

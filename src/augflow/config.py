@@ -15,12 +15,50 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+BUILTIN_SOURCES = ("digits", "iris", "wine", "breast_cancer")
+FILE_SOURCES = ("csv", "parquet", "image_folder", "npz")
+
+
+class ColumnRule(_Strict):
+    """A declared rule for one column (data.columns): a numeric range or a categorical set.
+    Declared rules are checked strictly on every split and fix the scaling range."""
+
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "ColumnRule":
+        if self.categories is not None and (self.min is not None or self.max is not None):
+            raise ValueError("a column is either numeric (min/max) or categorical (categories)")
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError("min must be below max")
+        return self
+
+
 class DataConfig(_Strict):
-    source: Literal["digits"] = "digits"
+    source: Literal[BUILTIN_SOURCES + FILE_SOURCES] = "digits"  # type: ignore[valid-type]
+    path: str | None = None             # file sources: a file or folder under data/raw/
+    label_column: str = "label"         # csv/parquet: the column holding the class
+    categorical: tuple[str, ...] = ()   # csv/parquet: columns read as categories (one-hot encoded)
+    columns: dict[str, ColumnRule] = {}  # optional declared schema, per column
+    image_size: tuple[int, int] | None = None   # image_folder: resize to (height, width)
+    image_channels: Literal[1, 3] | None = None  # image_folder: convert to 1 (gray) or 3 (RGB)
     test_size: float = Field(0.2, gt=0, lt=0.9)
     val_size: float = Field(0.15, gt=0, lt=0.9)
     labels_per_class: int | None = Field(None, ge=2)
     min_rows_per_class: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _path_matches_source(self) -> "DataConfig":
+        if self.source in FILE_SOURCES and not self.path:
+            raise ValueError(f"source {self.source!r} reads a file: set data.path")
+        if self.source in BUILTIN_SOURCES and self.path:
+            raise ValueError(f"source {self.source!r} is built in and reads no file: "
+                             "remove data.path or choose csv, parquet, image_folder or npz")
+        if self.image_size is not None and min(self.image_size) < 4:
+            raise ValueError("image_size must be at least 4x4")
+        return self
 
 
 class VAEConfig(_Strict):
@@ -34,6 +72,9 @@ class VAEConfig(_Strict):
     divergence_retries: int = Field(2, ge=0, le=10)   # retries after a NaN/inf loss
     lr_backoff: float = Field(0.3, gt=0, lt=1)        # lr multiplier for each retry
     resume_every: int = Field(10, ge=1)               # epochs between resumable states
+    # auto: a convolutional CVAE for images of 28x28 and larger, else the MLP CVAE
+    arch: Literal["auto", "mlp", "conv"] = "auto"
+    conv_channels: tuple[int, ...] = (32, 64)
 
 
 class GenerateConfig(_Strict):
@@ -48,6 +89,9 @@ class ExtractorConfig(_Strict):
     max_epochs: int = Field(200, ge=1)
     patience: int = Field(15, ge=1)
     weight_decay: float = Field(1e-4, ge=0)
+    # auto: a small CNN for images of 28x28 and larger, else an MLP
+    arch: Literal["auto", "mlp", "cnn"] = "auto"
+    conv_channels: tuple[int, ...] = (16, 32)
 
 
 class Threshold(_Strict):

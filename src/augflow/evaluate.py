@@ -13,13 +13,13 @@ import torch
 from augflow.arms import arm_training_set
 from augflow.classifiers import make_classifier
 from augflow.config import EvaluateConfig, FilterConfig
-from augflow.data.table import LABEL, split_xy
-from augflow.io import read_json, read_parquet, write_bytes, write_json
+from augflow.augment import read_augmented
+from augflow.data.table import frame_xy, read_xy
+from augflow.io import read_json, write_bytes, write_json
 from augflow.paths import Paths
 from augflow.quality.extractor import load_extractor
 from augflow.quality.fidelity import fidelity_report
 from augflow.runners import FitJob, run_jobs
-from augflow.scaling import RangeScaler
 from augflow.stats import arm_and_gain_cis
 
 log = logging.getLogger("augflow.evaluate")
@@ -51,6 +51,17 @@ def predictions(clf_name: str, arms: list[str], data: dict, x_test: np.ndarray,
     return {arm: np.vstack(preds[i * n_seeds:(i + 1) * n_seeds]) for i, arm in enumerate(arms)}
 
 
+def arm_data(paths: Paths, schema: dict) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Every arm's source rows in model space, and the test split's."""
+    xg, yg = read_xy(paths.samples, schema)
+    kept_df = pd.read_parquet(paths.kept)
+    kept = frame_xy(kept_df, schema, str(paths.kept)) if len(kept_df) else (xg[:0], yg[:0])
+    data = {"real": read_xy(paths.split("train"), schema), "kept": kept, "generated": (xg, yg),
+            "augmented": read_augmented(paths.augmented, schema)}
+    xt, yt = read_xy(paths.split("test"), schema)
+    return data, xt, yt
+
+
 def promotion_decision(result: dict, cfg: EvaluateConfig) -> dict:
     gain = result["classifiers"][cfg.promote_classifier]["gain"]["accuracy"]
     ok = gain["ci_low"] > cfg.promote_min_gain
@@ -65,18 +76,7 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
     from augflow.plots import arms_png
 
     schema = read_json(paths.schema)
-    scaler = RangeScaler.from_schema(schema)
-    feats = schema["features"]
-    load = lambda p: tuple(split_xy(read_parquet(p), feats, str(p)))
-    xr, yr = load(paths.split("train"))
-    xt, yt = load(paths.split("test"))
-    xg, yg = load(paths.samples)
-    kept_df = pd.read_parquet(paths.kept)
-    xk, yk = split_xy(kept_df, feats, str(paths.kept)) if len(kept_df) else (xg[:0], yg[:0])
-    xa, ya = load(paths.augmented)
-    data = {"real": (scaler.transform(xr), yr), "kept": (scaler.transform(xk), yk),
-            "generated": (scaler.transform(xg), yg), "augmented": (scaler.transform(xa), ya)}
-    xt_s = scaler.transform(xt)
+    data, xt_s, yt = arm_data(paths, schema)
     image_shape = tuple(schema["image_shape"]) if schema.get("image_shape") else None
     arms = [a for a in cfg.arms if a != "classic" or image_shape is not None]
     classes = np.asarray(schema["classes"])

@@ -7,14 +7,13 @@ import pandas as pd
 import torch
 
 from augflow.config import ExtractorConfig, FilterConfig
-from augflow.data.table import LABEL, SAMPLE_ID, split_xy
-from augflow.io import read_json, read_parquet, write_bytes, write_json, write_parquet
+from augflow.data.table import LABEL, SAMPLE_ID, read_xy
+from augflow.io import read_json, write_bytes, write_json, write_parquet
 from augflow.paths import Paths
 from augflow.quality.extractor import fit_extractor, save_extractor
 from augflow.quality.fidelity import fidelity_report
 from augflow.quality.sample_filter import (CRITERIA, apply_class_gate, build_reference,
                                            class_gate, per_sample_reasons, score_rows)
-from augflow.scaling import RangeScaler
 from augflow.synthetic_table import read_synthetic
 
 
@@ -23,15 +22,13 @@ def run_filter(cfg: FilterConfig, ext_cfg: ExtractorConfig, seed: int, paths: Pa
     from augflow.train import load_checkpoint
 
     schema = read_json(paths.schema)
-    scaler = RangeScaler.from_schema(schema)
-    feats = schema["features"]
-    xtr, ytr = split_xy(read_parquet(paths.split("train")), feats, str(paths.split("train")))
-    xva, yva = split_xy(read_parquet(paths.split("val")), feats, str(paths.split("val")))
+    xtr, ytr = read_xy(paths.split("train"), schema)
+    xva, yva = read_xy(paths.split("val"), schema)
     syn, xsy, ysy = read_synthetic(paths.samples, schema)
-    xtr, xva, xsy = scaler.transform(xtr), scaler.transform(xva), scaler.transform(xsy)
 
     vae, _ = load_checkpoint(paths.checkpoint)
-    extractor, ext_fit = fit_extractor(xtr, ytr, xva, yva, len(schema["classes"]), ext_cfg, seed)
+    extractor, ext_fit = fit_extractor(xtr, ytr, xva, yva, len(schema["classes"]), ext_cfg, seed,
+                                       schema.get("image_shape"))
     save_extractor(paths.extractor, extractor)
     ref = build_reference(xtr, ytr, extractor, cfg.knn_k, cfg.chunk_rows)
     scores = score_rows(xsy, ysy, vae, extractor, ref, cfg.chunk_rows)

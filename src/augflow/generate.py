@@ -11,14 +11,13 @@ import torch
 from augflow.config import GenerateConfig
 from augflow.data.table import LABEL, make_table
 from augflow.io import write_bytes, write_parquet
-from augflow.models.cvae import CVAE
 from augflow.paths import Paths
-from augflow.scaling import RangeScaler
+from augflow.preprocess import encoder_of
 
 
-def generate_samples(model: CVAE, classes: list[int], n_per_class: int, temperature: float,
+def generate_samples(model, classes: list[int], n_per_class: int, temperature: float,
                      seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scaled samples, their labels and the seed each class was drawn with."""
+    """Model-space samples, their labels and the seed each class was drawn with."""
     xs, ys, seeds = [], [], []
     for c in classes:
         class_seed = seed * 1000 + int(c)   # one stream per class: a class regenerates alone
@@ -37,8 +36,8 @@ def run_generate(cfg: GenerateConfig, seed: int, paths: Paths) -> dict:
     model, schema = load_checkpoint(paths.checkpoint)
     model_version = hashlib.sha256(paths.checkpoint.read_bytes()).hexdigest()[:12]
     u, y, seeds = generate_samples(model, schema["classes"], cfg.n_per_class, cfg.temperature, seed)
-    x = RangeScaler.from_schema(schema).inverse(u)
-    df = make_table(x, y, schema["features"])
+    # Back to the user's columns and units: valid categories, numbers inside the fitted ranges.
+    df = make_table(encoder_of(schema).inverse(u), y)
     within = df.groupby(LABEL).cumcount().to_numpy()
     df["sample_id"] = [f"cvae-{model_version}-{c}-{i:06d}" for c, i in zip(y, within)]
     df["generator"] = "cvae"
@@ -47,7 +46,9 @@ def run_generate(cfg: GenerateConfig, seed: int, paths: Paths) -> dict:
     df["gen_index"] = within.astype(np.int64)
     write_parquet(paths.samples, df)
     if schema.get("image_shape"):
+        x = df[schema["features"]].to_numpy(np.float32)
         write_bytes(paths.sample_grid, sample_grid_png(x, y, tuple(schema["image_shape"]),
-                                                       schema["value_range"]))
+                                                       schema["pixel_range"],
+                                                       names=schema["class_names"]))
     return {"n_generated": int(len(df)), "n_classes": len(schema["classes"]),
             "model_version": model_version}

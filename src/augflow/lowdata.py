@@ -13,10 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from augflow.config import Config
-from augflow.data.table import split_xy
-from augflow.io import read_json, read_parquet, write_bytes, write_json
+from augflow.io import read_json, write_bytes, write_json
 from augflow.paths import Paths
-from augflow.scaling import RangeScaler
 from augflow.stats import arm_and_gain_cis
 
 log = logging.getLogger("augflow.lowdata")
@@ -37,19 +35,12 @@ def _chain(cfg: Config, paths: Paths, subset_seed: int) -> None:
 
 
 def _arm_data(paths: Paths) -> tuple[dict, np.ndarray, np.ndarray, tuple | None]:
+    from augflow.evaluate import arm_data
+
     schema = read_json(paths.schema)
-    scaler, feats = RangeScaler.from_schema(schema), schema["features"]
-    load = lambda p: split_xy(read_parquet(p), feats, str(p))
-    xr, yr = load(paths.split("train"))
-    xg, yg = load(paths.samples)
-    xa, ya = load(paths.augmented)
-    kept = read_parquet(paths.kept) if paths.kept.stat().st_size else None
-    xk, yk = split_xy(kept, feats, str(paths.kept)) if kept is not None else (xg[:0], yg[:0])
-    xt, yt = load(paths.split("test"))
-    data = {"real": (scaler.transform(xr), yr), "kept": (scaler.transform(xk), yk),
-            "generated": (scaler.transform(xg), yg), "augmented": (scaler.transform(xa), ya)}
+    data, xt, yt = arm_data(paths, schema)
     shape = tuple(schema["image_shape"]) if schema.get("image_shape") else None
-    return data, scaler.transform(xt), yt, shape
+    return data, xt, yt, shape
 
 
 def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: int,

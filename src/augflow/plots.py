@@ -20,8 +20,8 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def sample_grid_png(x: np.ndarray, y: np.ndarray, image_shape: tuple[int, int],
-                    value_range: list[float], per_class: int = 10) -> bytes:
+def sample_grid_png(x: np.ndarray, y: np.ndarray, image_shape: tuple[int, int, int],
+                    value_range: list[float], per_class: int = 10, names=None) -> bytes:
     classes = sorted(set(int(c) for c in y))
     fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.6, len(classes) * 0.6))
     axes = np.atleast_2d(axes)
@@ -30,10 +30,14 @@ def sample_grid_png(x: np.ndarray, y: np.ndarray, image_shape: tuple[int, int],
         for k in range(per_class):
             ax = axes[r, k]
             ax.axis("off")
-            if k < len(rows):
-                ax.imshow(rows[k].reshape(image_shape), cmap="gray_r", vmin=value_range[0],
+            if k < len(rows) and image_shape[-1] == 1:
+                ax.imshow(rows[k].reshape(image_shape[:2]), cmap="gray_r", vmin=value_range[0],
                           vmax=value_range[1], interpolation="nearest")
-        axes[r, 0].text(-0.35, 0.5, str(c), transform=axes[r, 0].transAxes, fontsize=8,
+            elif k < len(rows):   # RGB, channel-last rows
+                lo, hi = value_range
+                ax.imshow(np.clip((rows[k].reshape(image_shape) - lo) / (hi - lo), 0, 1),
+                          interpolation="nearest")
+        axes[r, 0].text(-0.35, 0.5, str(names[c] if names else c), transform=axes[r, 0].transAxes, fontsize=8,
                         ha="right", va="center")
     fig.suptitle("generated samples, one row per class", fontsize=8)
     return _png(fig)

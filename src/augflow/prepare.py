@@ -1,16 +1,20 @@
-"""Stage prepare: dataset source -> stratified, seeded train/val/test splits."""
+"""Stage prepare: dataset source -> stratified, seeded train/val/test splits, and the
+preprocessing (fitted on train only) that every later stage reads from schema.json."""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from pathlib import Path
+
 from augflow.config import DataConfig
-from augflow.data.sources import Dataset, load_source
+from augflow.data.sources import RawData, load_source
 from augflow.data.table import make_table
 from augflow.errors import AugflowError
 from augflow.io import write_json, write_parquet
 from augflow.paths import Paths
+from augflow.preprocess import Encoder
 
 
 def cap_per_class(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
@@ -23,13 +27,13 @@ def cap_per_class(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(keep))
 
 
-def split_dataset(ds: Dataset, cfg: DataConfig, seed: int,
+def split_dataset(y: np.ndarray, cfg: DataConfig, seed: int,
                   subset_seed: int | None = None) -> dict[str, np.ndarray]:
     """Row indices of train/val/test. The test split is drawn first from `seed` alone, so
     re-drawing the labelled subset (`subset_seed`) never moves a row into or out of test.
     With labels_per_class set, train and val are both capped: a low-data user has no large
     labelled validation set either."""
-    classes, counts = np.unique(ds.y, return_counts=True)
+    classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
         raise AugflowError("needs at least two classes", field="label", rule="n_classes>=2")
     need = max(cfg.min_rows_per_class, 3)
@@ -37,30 +41,62 @@ def split_dataset(ds: Dataset, cfg: DataConfig, seed: int,
         raise AugflowError(f"class {classes[counts.argmin()]} has {counts.min()} rows; each class "
                            f"needs at least {need} for train/val/test", field="label",
                            rule="rows_per_class")
-    idx = np.arange(len(ds.y))
-    rest, test = train_test_split(idx, test_size=cfg.test_size, stratify=ds.y, random_state=seed)
-    train, val = train_test_split(rest, test_size=cfg.val_size, stratify=ds.y[rest],
-                                  random_state=seed + 1)
+    idx = np.arange(len(y))
+    try:
+        rest, test = train_test_split(idx, test_size=cfg.test_size, stratify=y, random_state=seed)
+        train, val = train_test_split(rest, test_size=cfg.val_size, stratify=y[rest],
+                                      random_state=seed + 1)
+    except ValueError as err:   # a class too small for the split fractions
+        raise AugflowError(f"cannot split stratified ({err})", field="data.test_size",
+                           rule="rows_per_class") from None
     if cfg.labels_per_class is not None:
         sub = seed + 2 if subset_seed is None else subset_seed
-        train = train[cap_per_class(ds.y[train], cfg.labels_per_class, sub)]
-        val = val[cap_per_class(ds.y[val], max(cfg.labels_per_class // 2, 2), sub + 1)]
+        train = train[cap_per_class(y[train], cfg.labels_per_class, sub)]
+        val = val[cap_per_class(y[val], max(cfg.labels_per_class // 2, 2), sub + 1)]
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
 
-def schema_of(ds: Dataset) -> dict:
+def class_names_of(labels: np.ndarray) -> list:
+    """The user's label values, sorted; a class's integer label is its index here."""
+    names = np.unique(labels)
+    return [n.item() if hasattr(n, "item") else n for n in names]
+
+
+def schema_of(raw: RawData, cfg: DataConfig, names: list, encoder: Encoder) -> dict:
     """What later stages need to know about the data without re-reading the source."""
-    return {"features": ds.features, "value_range": list(ds.value_range),
-            "classes": sorted(int(c) for c in np.unique(ds.y)),
-            "image_shape": list(ds.image_shape) if ds.image_shape else None}
+    return {"kind": raw.kind, "origin": raw.origin, "label_column": raw.label_column,
+            "features": list(raw.frame.columns), "categorical": list(raw.categorical),
+            "classes": list(range(len(names))), "class_names": names,
+            "image_shape": list(raw.image_shape) if raw.image_shape else None,
+            "pixel_range": list(raw.pixel_range) if raw.pixel_range else None,
+            "declared": {c: r.model_dump(exclude_none=True) for c, r in cfg.columns.items()},
+            "encoder": encoder.to_dict()}
+
+
+def _check_declared(raw: RawData, cfg: DataConfig) -> None:
+    for col, rule in cfg.columns.items():
+        if col not in raw.frame.columns:
+            raise AugflowError(f"data.columns declares {col!r}, which the data does not have "
+                               f"(columns: {list(raw.frame.columns)[:8]})", file="params.yaml",
+                               field=f"data.columns.{col}", rule="declared column exists")
+        if rule.categories is not None and col not in raw.categorical:
+            raise AugflowError("declares categories for a column not listed in data.categorical",
+                               file="params.yaml", field=f"data.columns.{col}",
+                               rule="categorical columns are listed in data.categorical")
 
 
 def run_prepare(cfg: DataConfig, seed: int, paths: Paths, subset_seed: int | None = None) -> dict:
-    ds = load_source(cfg.source)
-    splits = split_dataset(ds, cfg, seed, subset_seed)
-    metrics: dict = {"n_features": len(ds.features), "n_classes": int(len(np.unique(ds.y)))}
-    for name, idx in splits.items():
-        write_parquet(paths.split(name), make_table(ds.x[idx], ds.y[idx], ds.features))
-        metrics[f"n_{name}"] = int(len(idx))
-    write_json(paths.schema, schema_of(ds))
+    raw = load_source(cfg, Path(paths.root))
+    _check_declared(raw, cfg)
+    names = class_names_of(raw.labels)
+    y = np.searchsorted(np.asarray(names), raw.labels).astype(np.int64)
+    splits = split_dataset(y, cfg, seed, subset_seed)
+    tables = {name: make_table(raw.frame.iloc[idx], y[idx]) for name, idx in splits.items()}
+    encoder = Encoder.fit(tables["train"], raw.categorical, cfg.columns, raw.pixel_range)
+    metrics: dict = {"n_features": len(raw.frame.columns), "model_dims": encoder.width,
+                     "n_classes": len(names)}
+    for name, table in tables.items():
+        write_parquet(paths.split(name), table)
+        metrics[f"n_{name}"] = int(len(table))
+    write_json(paths.schema, schema_of(raw, cfg, names, encoder))
     return metrics

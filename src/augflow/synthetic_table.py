@@ -1,6 +1,7 @@
 """The documented synthetic-table format, checked on read so any generator's output can be filtered.
 
-Required: every feature column of the schema (numeric, finite), `label` (an integer from the
+Required: every feature column of the schema in the user's units (numbers finite and inside the
+prepare stage's scaling range, categories among the known ones), `label` (an integer from the
 schema's classes) and `sample_id` (unique, non-empty). Other provenance columns are optional."""
 
 from __future__ import annotations
@@ -8,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from augflow.data.table import LABEL, SAMPLE_ID, split_xy
+from augflow.data.table import LABEL, SAMPLE_ID, label_codes
 from augflow.errors import AugflowError
 from augflow.io import read_parquet
+from augflow.preprocess import encoder_of
 
 
 def read_synthetic(path, schema: dict) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -26,15 +28,9 @@ def read_synthetic(path, schema: dict) -> tuple[pd.DataFrame, np.ndarray, np.nda
     if len(dup):
         raise AugflowError(f"duplicate sample ids, e.g. {dup.iloc[0]!r}", file=file,
                            field=SAMPLE_ID, rule="unique")
-    x, y = split_xy(df, schema["features"], file)
+    y = label_codes(df, file)
     unknown = sorted(set(y.tolist()) - set(schema["classes"]))
     if unknown:
         raise AugflowError(f"labels {unknown} are not among the training classes "
                            f"{schema['classes']}", file=file, field=LABEL, rule="label_set")
-    lo, hi = schema["value_range"]
-    outside = (x < lo) | (x > hi)
-    if outside.any():
-        col = schema["features"][int(np.argwhere(outside)[0][1])]
-        raise AugflowError(f"{int(outside.sum())} values outside the declared range [{lo}, {hi}]",
-                           file=file, field=col, rule="value_range")
-    return df, x, y
+    return df, encoder_of(schema).check_values(df, file), y

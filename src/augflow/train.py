@@ -10,20 +10,28 @@ import pandas as pd
 import torch
 
 from augflow.config import VAEConfig
-from augflow.data.table import split_xy
+from augflow.data.table import read_xy
 from augflow.errors import AugflowError
-from augflow.io import read_json, read_parquet, write_bytes
+from augflow.io import read_json, write_bytes
+from augflow.models.arch import pick_arch
 from augflow.models.cvae import CVAE, cvae_loss
 from augflow.models.fitting import DivergedError, fit, with_lr_backoff
 from augflow.paths import Paths
-from augflow.scaling import RangeScaler
+
+
+def make_cvae(cfg: VAEConfig, n_features: int, n_classes: int, image_shape=None):
+    """The MLP CVAE for tables and small images, the convolutional one for larger images."""
+    if pick_arch(cfg.arch, image_shape, "conv", "vae.arch") == "conv":
+        from augflow.models.conv import ConvCVAE
+        return ConvCVAE(tuple(image_shape), n_classes, cfg.latent_dim, cfg.conv_channels)
+    return CVAE(n_features, n_classes, cfg.latent_dim, cfg.hidden_dims)
 
 
 def train_cvae(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                n_classes: int, cfg: VAEConfig, seed: int, resume: dict | None = None,
-               on_state=None):
-    """Fit on rows already scaled to [0, 1]; on a NaN/inf loss retry with a lower learning
-    rate. Returns the model, its FitResult and the learning rate that worked."""
+               on_state=None, image_shape=None):
+    """Fit on rows already in model space ([0, 1]); on a NaN/inf loss retry with a lower
+    learning rate. Returns the model, its FitResult and the learning rate that worked."""
     def loss_fn(m, xb, yb):
         parts = cvae_loss(m(xb, yb), xb, cfg.beta)
         return parts.total, {"recon": parts.recon.item(), "kl": parts.kl.item()}
@@ -32,7 +40,7 @@ def train_cvae(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarra
 
     def attempt(lr: float):
         torch.manual_seed(seed)
-        holder["model"] = CVAE(x.shape[1], n_classes, cfg.latent_dim, cfg.hidden_dims)
+        holder["model"] = make_cvae(cfg, x.shape[1], n_classes, image_shape)
         state = resume if resume is not None and resume.get("lr") == lr else None
         emit = (lambda st: on_state({**st, "lr": lr})) if on_state else None
         return fit(holder["model"], loss_fn, torch.from_numpy(x), torch.from_numpy(y),
@@ -46,14 +54,14 @@ def train_cvae(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarra
     return holder["model"].eval(), result, lr
 
 
-def save_checkpoint(path, model: CVAE, schema: dict) -> None:
+def save_checkpoint(path, model, schema: dict) -> None:
     # Plain tensors and builtins only, so loading works with torch.load(weights_only=True).
     buf = _io.BytesIO()
     torch.save({"state_dict": model.state_dict(), "hparams": model.hparams(), "schema": schema}, buf)
     write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path) -> tuple[CVAE, dict]:
+def load_checkpoint(path):
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -61,8 +69,9 @@ def load_checkpoint(path) -> tuple[CVAE, dict]:
     except Exception as err:
         raise AugflowError(f"cannot load checkpoint ({err})", file=str(path),
                            rule="readable") from None
-    h = ckpt["hparams"]
-    model = CVAE(h["n_features"], h["n_classes"], h["latent_dim"], tuple(h["hidden_dims"]))
+    from augflow.models.factory import build_cvae
+
+    model = build_cvae(ckpt["hparams"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), ckpt["schema"]
 
@@ -87,10 +96,8 @@ def _load_resume(path, fingerprint: str) -> dict | None:
 
 def run_train(cfg: VAEConfig, seed: int, paths: Paths) -> dict:
     schema = read_json(paths.schema)
-    scaler = RangeScaler.from_schema(schema)
-    feats = schema["features"]
-    x, y = split_xy(read_parquet(paths.split("train")), feats, str(paths.split("train")))
-    xv, yv = split_xy(read_parquet(paths.split("val")), feats, str(paths.split("val")))
+    x, y = read_xy(paths.split("train"), schema)
+    xv, yv = read_xy(paths.split("val"), schema)
     fingerprint = _fingerprint(cfg, seed, x, y, xv, yv)
     resume = _load_resume(paths.train_resume, fingerprint)
 
@@ -100,8 +107,8 @@ def run_train(cfg: VAEConfig, seed: int, paths: Paths) -> dict:
         write_bytes(paths.train_resume, buf.getvalue())
 
     try:
-        model, result, lr = train_cvae(scaler.transform(x), y, scaler.transform(xv), yv,
-                                       len(schema["classes"]), cfg, seed, resume, save_state)
+        model, result, lr = train_cvae(x, y, xv, yv, len(schema["classes"]), cfg, seed, resume,
+                                       save_state, schema.get("image_shape"))
     except DivergedError as err:
         raise AugflowError(f"{err}; gave up after {cfg.divergence_retries} retries with a "
                            f"lower learning rate", field="vae.lr", rule="finite loss") from None
@@ -109,7 +116,7 @@ def run_train(cfg: VAEConfig, seed: int, paths: Paths) -> dict:
     paths.train_resume.unlink(missing_ok=True)
     curve = pd.DataFrame(result.history)
     write_bytes(paths.train_curve, curve.to_csv(index=False, float_format="%.6f").encode())
-    return {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "lr_used": lr,
+    return {"arch": model.hparams().get("arch", "mlp"), "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "lr_used": lr,
             "resumed": resume is not None,
             "best_val_loss": result.best_val_loss,
             "final_val_recon": result.history[result.best_epoch - 1]["val_recon"],

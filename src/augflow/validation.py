@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,20 +18,55 @@ SPLITS = ("train", "val", "test")
 
 def row_hashes(df: pd.DataFrame, features: list[str]) -> pd.Series:
     """A content hash of each row's features: equal rows in two splits mean leakage."""
-    values = df[features].to_numpy(dtype="float64")
-    return pd.Series([hashlib.sha1(r.tobytes()).hexdigest() for r in values], index=df.index)
+    hashed = pd.util.hash_pandas_object(df[features], index=False)   # numbers and categories
+    return hashed.map(lambda h: f"{h:016x}")
 
 
-def _suite_for(gx, name: str, schema: dict, min_per_class: int, split_rows: int):
-    e = gx.expectations
-    lo, hi = schema["value_range"]
-    cols = schema["features"] + [LABEL]
-    suite = gx.ExpectationSuite(name=f"{name}_suite")
-    suite.add_expectation(e.ExpectTableColumnsToMatchOrderedList(column_list=cols))
-    suite.add_expectation(e.ExpectTableRowCountToBeBetween(min_value=max(split_rows, 1)))
+# A profiled range is train's [min, max] widened by this share of its span on each side:
+# wide enough for the tails of fresh rows (a 25% margin failed a legit wine test row), narrow
+# enough to catch a unit change or a sentinel such as -999. Declare data.columns to be strict.
+PROFILE_MARGIN = 1.0
+
+
+def column_rules(schema: dict, train: pd.DataFrame) -> dict[str, dict]:
+    """Expectations per feature column: declared rules (params data.columns, a pixel domain)
+    are strict; the rest is profiled from the train split (dtype, widened range, categories)."""
+    declared = schema.get("declared", {})
+    pixels = schema.get("pixel_range")
+    rules = {}
     for col in schema["features"]:
+        rule = {"dtype": str(train[col].dtype) if col in train else None}
+        d = declared.get(col, {})
+        if col in schema["categorical"]:
+            rule["categories"] = d.get("categories") or sorted(schema["encoder"]["categories"][col])
+        elif pixels is not None:
+            rule["min"], rule["max"], rule["source"] = pixels[0], pixels[1], "pixel domain"
+        else:
+            lo, hi = float(train[col].min()), float(train[col].max())
+            pad = PROFILE_MARGIN * (hi - lo)
+            rule["min"] = d.get("min", lo - pad)
+            rule["max"] = d.get("max", hi + pad)
+            rule["source"] = "declared" if d else "profiled from train"
+        rules[col] = rule
+    return rules
+
+
+def _suite_for(gx, name: str, schema: dict, rules: dict, split_rows: int):
+    e = gx.expectations
+    suite = gx.ExpectationSuite(name=f"{name}_suite")
+    suite.add_expectation(e.ExpectTableColumnsToMatchOrderedList(
+        column_list=schema["features"] + [LABEL]))
+    suite.add_expectation(e.ExpectTableRowCountToBeBetween(min_value=max(split_rows, 1)))
+    for col, rule in rules.items():
         suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=col))
-        suite.add_expectation(e.ExpectColumnValuesToBeBetween(column=col, min_value=lo, max_value=hi))
+        if rule["dtype"]:
+            suite.add_expectation(e.ExpectColumnValuesToBeOfType(column=col, type_=rule["dtype"]))
+        if "categories" in rule:
+            suite.add_expectation(e.ExpectColumnValuesToBeInSet(column=col,
+                                                                value_set=rule["categories"]))
+        else:
+            suite.add_expectation(e.ExpectColumnValuesToBeBetween(
+                column=col, min_value=rule["min"], max_value=rule["max"]))
     suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=LABEL))
     suite.add_expectation(e.ExpectColumnDistinctValuesToEqualSet(column=LABEL,
                                                                  value_set=schema["classes"]))
@@ -64,6 +98,7 @@ def run_validate(min_rows_per_class: int, paths: Paths) -> dict:
     counts = {s: df[LABEL].value_counts().rename_axis(LABEL).reset_index(name="count")
               for s, df in frames.items() if LABEL in df.columns}
     present = [c for c in schema["features"] if all(c in df.columns for df in frames.values())]
+    rules = column_rules(schema, frames["train"])
     train_hashes = sorted(set(row_hashes(frames["train"], present)))
     test_hashed = pd.DataFrame({"row_hash": row_hashes(frames["test"], present)})
 
@@ -79,7 +114,7 @@ def run_validate(min_rows_per_class: int, paths: Paths) -> dict:
     e = gx.expectations
     checks: list[tuple[str, pd.DataFrame, object]] = []
     for s in SPLITS:
-        checks.append((s, frames[s], _suite_for(gx, s, schema, min_rows_per_class, len(schema["classes"]))))
+        checks.append((s, frames[s], _suite_for(gx, s, schema, rules, len(schema["classes"]))))
         suite = gx.ExpectationSuite(name=f"{s}_class_counts_suite")
         suite.add_expectation(e.ExpectColumnValuesToBeBetween(
             column="count", min_value=min_rows_per_class if s == "train" else 1))

@@ -1,32 +1,83 @@
-"""Dataset sources. Only packaged data: nothing is downloaded at run time."""
+"""Dataset sources, chosen by `data.source` in params.yaml. Nothing is downloaded at run time:
+the built-in sets ship with scikit-learn, everything else is a file under data/raw/."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from augflow.config import DataConfig
+from augflow.errors import AugflowError
+
+RAW_DIR = "data/raw"   # dvc.yaml's prepare stage depends on this folder
 
 
 @dataclass(frozen=True)
-class Dataset:
-    x: np.ndarray            # (n, d) float32 in the source's own units
-    y: np.ndarray            # (n,) int64 class labels 0..k-1
-    features: list[str]
-    value_range: tuple[float, float]   # the domain of every feature (for validation and scaling)
-    image_shape: tuple[int, int] | None  # (h, w) when rows are flattened grayscale images
+class RawData:
+    frame: pd.DataFrame          # feature columns in the user's names and units
+    labels: np.ndarray           # the user's label values, one per row
+    label_column: str            # the user's name for the label
+    kind: str                    # "table" or "image"
+    categorical: tuple[str, ...] = ()
+    image_shape: tuple[int, int, int] | None = None   # (height, width, channels), channel-last rows
+    pixel_range: tuple[float, float] | None = None    # the declared domain of every pixel
+    origin: str = ""             # where it came from, for the schema and the run's tags
 
 
-def load_digits() -> Dataset:
-    from sklearn.datasets import load_digits as _load
-
-    bunch = _load()
-    return Dataset(x=bunch.data.astype(np.float32), y=bunch.target.astype(np.int64),
-                   features=[f"pixel_{i}_{j}" for i in range(8) for j in range(8)],
-                   value_range=(0.0, 16.0), image_shape=(8, 8))
+def pixel_columns(h: int, w: int, c: int) -> list[str]:
+    """Column names of a flattened (h, w, c) image in row-major, channel-last order."""
+    if c == 1:
+        return [f"pixel_{i}_{j}" for i in range(h) for j in range(w)]
+    return [f"pixel_{i}_{j}_{k}" for i in range(h) for j in range(w) for k in range(c)]
 
 
-SOURCES = {"digits": load_digits}
+def _digits() -> RawData:
+    from sklearn.datasets import load_digits
+
+    b = load_digits()
+    return RawData(frame=pd.DataFrame(b.data.astype(np.float32), columns=pixel_columns(8, 8, 1)),
+                   labels=b.target.astype(np.int64), label_column="label", kind="image",
+                   image_shape=(8, 8, 1), pixel_range=(0.0, 16.0), origin="sklearn:digits")
 
 
-def load_source(name: str) -> Dataset:
-    return SOURCES[name]()
+def _sklearn_table(name: str) -> RawData:
+    import sklearn.datasets as sk
+
+    b = getattr(sk, f"load_{name}")()
+    names = np.asarray(b.target_names)
+    return RawData(frame=pd.DataFrame(b.data.astype(np.float32), columns=list(b.feature_names)),
+                   labels=names[b.target].astype(str), label_column="label", kind="table",
+                   origin=f"sklearn:{name}")
+
+
+def resolve_data_path(cfg: DataConfig, root: Path) -> Path:
+    """data.path resolved against the workspace and kept inside data/raw/ (symlinks resolved),
+    so DVC sees every input file and params cannot point the pipeline elsewhere."""
+    raw = (root / RAW_DIR).resolve()
+    path = (root / str(cfg.path)).resolve()
+    if path != raw and raw not in path.parents:
+        raise AugflowError(f"{cfg.path!r} resolves to {path}, outside {RAW_DIR}/; put the data "
+                           f"under {RAW_DIR}/ so DVC tracks it as the prepare stage's input",
+                           file="params.yaml", field="data.path", rule=f"inside {RAW_DIR}/")
+    if not path.exists():
+        raise AugflowError("file not found", file=str(path), field="data.path", rule="exists")
+    return path
+
+
+def load_source(cfg: DataConfig, root: Path = Path(".")) -> RawData:
+    if cfg.source == "digits":
+        return _digits()
+    if cfg.source in ("iris", "wine", "breast_cancer"):
+        return _sklearn_table(cfg.source)
+    path = resolve_data_path(cfg, root)
+    if cfg.source in ("csv", "parquet"):
+        from augflow.data.files import read_table_file
+        return read_table_file(path, cfg.source, cfg.label_column, cfg.categorical)
+    if cfg.source == "npz":
+        from augflow.data.files import read_npz
+        return read_npz(path)
+    from augflow.data.images import read_image_folder
+    return read_image_folder(path, cfg.image_size, cfg.image_channels)

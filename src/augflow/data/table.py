@@ -1,4 +1,5 @@
-"""The shared table format: feature columns, an integer `label`, and optional provenance columns."""
+"""The shared table format: the user's feature columns, an integer `label` (the index of the
+class in the schema's class_names), and optional provenance columns."""
 
 from __future__ import annotations
 
@@ -17,30 +18,44 @@ def feature_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if c != LABEL and c not in PROVENANCE]
 
 
-def split_xy(df: pd.DataFrame, features: list[str], file: str) -> tuple[np.ndarray, np.ndarray]:
-    """Features as float32 and labels as int64, with a clear error for any broken column."""
-    if LABEL not in df.columns:
-        raise AugflowError(f"missing column {LABEL!r}", file=file, field=LABEL, rule="required")
-    missing = [c for c in features if c not in df.columns]
-    if missing:
-        raise AugflowError(f"missing feature columns {missing[:5]}", file=file,
-                           field=missing[0], rule="required")
-    for col in features:
-        if not pd.api.types.is_numeric_dtype(df[col]):
-            raise AugflowError("non-numeric values in a numeric column", file=file, field=col,
-                               rule="numeric")
-    x = df[features].to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(x)
-    if bad.any():
-        col = features[int(np.argwhere(bad)[0][1])]
-        raise AugflowError("NaN or infinite values", file=file, field=col, rule="finite")
-    y = df[LABEL].to_numpy()
+def label_codes(df: pd.DataFrame, file: str, column: str = LABEL) -> np.ndarray:
+    """The integer label column, with a clear error when it is missing or not integers."""
+    if column not in df.columns:
+        raise AugflowError(f"missing column {column!r}", file=file, field=column, rule="required")
+    y = df[column].to_numpy()
     if not np.issubdtype(y.dtype, np.integer):
-        raise AugflowError("labels must be integers", file=file, field=LABEL, rule="integer")
-    return x.astype(np.float32), y.astype(np.int64)
+        raise AugflowError("labels must be integers", file=file, field=column, rule="integer")
+    return y.astype(np.int64)
 
 
-def make_table(x: np.ndarray, y: np.ndarray, features: list[str]) -> pd.DataFrame:
-    df = pd.DataFrame(np.asarray(x, dtype=np.float32), columns=features)
+def codes_from_names(values, class_names: list, file: str, field: str) -> np.ndarray:
+    """The user's label values -> class indices; an unknown value names itself."""
+    lookup = {str(n): i for i, n in enumerate(class_names)}
+    out = np.empty(len(values), np.int64)
+    for i, v in enumerate(values):
+        code = lookup.get(str(v))
+        if code is None:
+            raise AugflowError(f"label {v!r} is not one of the classes {class_names[:10]}",
+                               file=file, field=field, rule="label_set")
+        out[i] = code
+    return out
+
+
+def read_xy(path, schema: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A prepared-format parquet -> model-space rows and integer labels."""
+    from augflow.io import read_parquet
+
+    return frame_xy(read_parquet(path), schema, str(path))
+
+
+def frame_xy(df: pd.DataFrame, schema: dict, file: str) -> tuple[np.ndarray, np.ndarray]:
+    from augflow.preprocess import encoder_of
+
+    y = label_codes(df, file)
+    return encoder_of(schema).transform(df, file), y
+
+
+def make_table(features: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
+    df = features.reset_index(drop=True).copy()
     df[LABEL] = np.asarray(y, dtype=np.int64)
     return df

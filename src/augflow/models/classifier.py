@@ -35,7 +35,7 @@ class MLPClassifier(nn.Module):
         return torch.cat([F.softmax(self(x[i:i + batch]), dim=1) for i in range(0, len(x), batch)])
 
     def hparams(self) -> dict:
-        return {"n_features": self.n_features, "n_classes": self.n_classes,
+        return {"arch": "mlp", "n_features": self.n_features, "n_classes": self.n_classes,
                 "hidden_dims": list(self.hidden_dims)}
 
 

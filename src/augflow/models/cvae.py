@@ -74,7 +74,7 @@ class CVAE(nn.Module):
         return ((self.decode(mu, y) - x) ** 2).mean(dim=1)
 
     def hparams(self) -> dict:
-        return {"n_features": self.n_features, "n_classes": self.n_classes,
+        return {"arch": "mlp", "n_features": self.n_features, "n_classes": self.n_classes,
                 "latent_dim": self.latent_dim, "hidden_dims": list(self.hidden_dims)}
 
 

@@ -10,14 +10,24 @@ import torch
 from augflow.config import ExtractorConfig
 from augflow.errors import AugflowError
 from augflow.io import write_bytes
+from augflow.models.arch import pick_arch
 from augflow.models.classifier import MLPClassifier, classification_loss
 from augflow.models.fitting import FitResult, fit
 
 
+def make_extractor(cfg: ExtractorConfig, n_features: int, n_classes: int, image_shape=None):
+    """An MLP for tables and small images, a small CNN for larger images."""
+    if pick_arch(cfg.arch, image_shape, "cnn", "extractor.arch") == "cnn":
+        from augflow.models.conv import CNNClassifier
+        return CNNClassifier(tuple(image_shape), n_classes, cfg.conv_channels, cfg.hidden_dims[-1])
+    return MLPClassifier(n_features, n_classes, cfg.hidden_dims)
+
+
 def fit_extractor(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-                  n_classes: int, cfg: ExtractorConfig, seed: int) -> tuple[MLPClassifier, FitResult]:
+                  n_classes: int, cfg: ExtractorConfig, seed: int,
+                  image_shape=None) -> tuple[torch.nn.Module, FitResult]:
     torch.manual_seed(seed)
-    model = MLPClassifier(x.shape[1], n_classes, cfg.hidden_dims)
+    model = make_extractor(cfg, x.shape[1], n_classes, image_shape)
     result = fit(model, classification_loss, torch.from_numpy(x), torch.from_numpy(y),
                  torch.from_numpy(x_val), torch.from_numpy(y_val), lr=cfg.lr,
                  batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=cfg.patience,
@@ -25,18 +35,19 @@ def fit_extractor(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.nda
     return model.eval(), result
 
 
-def save_extractor(path, model: MLPClassifier) -> None:
+def save_extractor(path, model) -> None:
     buf = _io.BytesIO()
     torch.save({"state_dict": model.state_dict(), "hparams": model.hparams()}, buf)
     write_bytes(path, buf.getvalue())
 
 
-def load_extractor(path) -> MLPClassifier:
+def load_extractor(path):
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise AugflowError("feature extractor not found", file=str(path), rule="exists") from None
-    h = ckpt["hparams"]
-    model = MLPClassifier(h["n_features"], h["n_classes"], tuple(h["hidden_dims"]))
+    from augflow.models.factory import build_classifier
+
+    model = build_classifier(ckpt["hparams"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
