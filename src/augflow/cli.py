@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             return _lowdata(args)
         metrics = run_stage(args.command, args.params, args.root)
     except AugflowError as err:
-        print(f"augflow {args.command}: error: {err}", file=sys.stderr)
+        rule = f" [rule: {err.rule}]" if err.rule else ""
+        print(f"augflow {args.command}: error: {err}{rule}", file=sys.stderr)
         return 2
     summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
     print(f"augflow {args.command}: done {summary}")

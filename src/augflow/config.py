@@ -80,6 +80,8 @@ class VAEConfig(_Strict):
 class GenerateConfig(_Strict):
     n_per_class: int = Field(200, ge=1)
     temperature: float = Field(1.0, gt=0, le=5)
+    # prior: z ~ N(0, T^2 I); class_fit: a Gaussian per class fitted to train posterior means
+    latent: Literal["prior", "class_fit"] = "class_fit"
 
 
 class ExtractorConfig(_Strict):

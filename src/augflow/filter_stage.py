@@ -26,7 +26,7 @@ def run_filter(cfg: FilterConfig, ext_cfg: ExtractorConfig, seed: int, paths: Pa
     xva, yva = read_xy(paths.split("val"), schema)
     syn, xsy, ysy = read_synthetic(paths.samples, schema)
 
-    vae, _ = load_checkpoint(paths.checkpoint)
+    vae, _, _ = load_checkpoint(paths.checkpoint)
     extractor, ext_fit = fit_extractor(xtr, ytr, xva, yva, len(schema["classes"]), ext_cfg, seed,
                                        schema.get("image_shape"))
     save_extractor(paths.extractor, extractor)
@@ -57,7 +57,9 @@ def run_filter(cfg: FilterConfig, ext_cfg: ExtractorConfig, seed: int, paths: Pa
                                         for name, col, _ in CRITERIA})
     write_bytes(paths.filter_hist, hist)
 
-    metrics = filter_metrics(table, thresholds, fidelity, gate, ext_fit.history[ext_fit.best_epoch - 1])
+    metrics = filter_metrics(table, thresholds, fidelity, gate,
+                             ext_fit.history[ext_fit.best_epoch - 1])
+    metrics["extractor_arch"] = extractor.hparams().get("arch", "mlp")
     write_bytes(paths.filter_report, filter_report_md(metrics, fidelity).encode())
     return metrics
 

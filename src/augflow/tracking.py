@@ -127,7 +127,7 @@ def run_track(cfg: Config, paths: Paths) -> dict:
                                     for k in evaluation["classifiers"]}, "gain."))
         curve = pd.read_csv(paths.train_curve)
         mlflow.log_image(_png_image(loss_curve_png(curve)), "figures/loss_curve.png")
-        model, _ = load_checkpoint(paths.checkpoint)
+        model, _, _ = load_checkpoint(paths.checkpoint)
         info = mlflow.pytorch.log_model(model, name="cvae", serialization_format="pickle",
                                         signature=cvae_signature(model.n_features),
                                         registered_model_name=cfg.tracking.registered_model)

@@ -15,6 +15,7 @@ from augflow.errors import AugflowError
 from augflow.io import read_json, write_bytes
 from augflow.models.arch import pick_arch
 from augflow.models.cvae import CVAE, cvae_loss
+from augflow.models.latent import fit_class_latents
 from augflow.models.fitting import DivergedError, fit, with_lr_backoff
 from augflow.paths import Paths
 
@@ -54,10 +55,11 @@ def train_cvae(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarra
     return holder["model"].eval(), result, lr
 
 
-def save_checkpoint(path, model, schema: dict) -> None:
+def save_checkpoint(path, model, schema: dict, latents: dict | None = None) -> None:
     # Plain tensors and builtins only, so loading works with torch.load(weights_only=True).
     buf = _io.BytesIO()
-    torch.save({"state_dict": model.state_dict(), "hparams": model.hparams(), "schema": schema}, buf)
+    torch.save({"state_dict": model.state_dict(), "hparams": model.hparams(), "schema": schema,
+                "latents": latents}, buf)
     write_bytes(path, buf.getvalue())
 
 
@@ -73,7 +75,7 @@ def load_checkpoint(path):
 
     model = build_cvae(ckpt["hparams"])
     model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), ckpt["schema"]
+    return model.eval(), ckpt["schema"], ckpt.get("latents")
 
 
 def _fingerprint(cfg: VAEConfig, seed: int, *arrays: np.ndarray) -> str:
@@ -112,12 +114,14 @@ def run_train(cfg: VAEConfig, seed: int, paths: Paths) -> dict:
     except DivergedError as err:
         raise AugflowError(f"{err}; gave up after {cfg.divergence_retries} retries with a "
                            f"lower learning rate", field="vae.lr", rule="finite loss") from None
-    save_checkpoint(paths.checkpoint, model, schema)
+    latents = fit_class_latents(model, torch.from_numpy(x), torch.from_numpy(y),
+                                len(schema["classes"]))
+    save_checkpoint(paths.checkpoint, model, schema, latents)
     paths.train_resume.unlink(missing_ok=True)
     curve = pd.DataFrame(result.history)
     write_bytes(paths.train_curve, curve.to_csv(index=False, float_format="%.6f").encode())
-    return {"arch": model.hparams().get("arch", "mlp"), "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "lr_used": lr,
-            "resumed": resume is not None,
+    return {"arch": model.hparams().get("arch", "mlp"), "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run, "lr_used": lr, "resumed": resume is not None,
             "best_val_loss": result.best_val_loss,
             "final_val_recon": result.history[result.best_epoch - 1]["val_recon"],
             "final_val_kl": result.history[result.best_epoch - 1]["val_kl"]}

@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from augflow.data.table import LABEL
@@ -51,12 +52,37 @@ def column_rules(schema: dict, train: pd.DataFrame) -> dict[str, dict]:
     return rules
 
 
+def pixel_summary(df: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """One row per image: its pixel minimum, maximum, count of missing or infinite values, and
+    whether every pixel column is numeric. Images get a handful of expectations on this table
+    instead of ~9 per pixel column (7,000 on 28x28, 8 minutes of GX)."""
+    cols = [c for c in features if c in df.columns]
+    numeric = all(pd.api.types.is_numeric_dtype(df[c]) for c in cols)
+    if not numeric:
+        values = df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    else:
+        values = df[cols].to_numpy(dtype=np.float64)
+    finite = np.isfinite(values)
+    masked = np.where(finite, values, np.nan)
+    empty = ~finite.any(axis=1) if len(cols) else np.ones(len(df), bool)
+    lo = np.full(len(df), np.nan)
+    hi = np.full(len(df), np.nan)
+    if len(cols) and (~empty).any():
+        lo[~empty] = np.nanmin(masked[~empty], axis=1)
+        hi[~empty] = np.nanmax(masked[~empty], axis=1)
+    return pd.DataFrame({"pixel_min": lo, "pixel_max": hi,
+                         "non_finite": (~finite).sum(axis=1).astype(np.int64),
+                         "numeric_columns": np.full(len(df), numeric)})
+
+
 def _suite_for(gx, name: str, schema: dict, rules: dict, split_rows: int):
     e = gx.expectations
     suite = gx.ExpectationSuite(name=f"{name}_suite")
     suite.add_expectation(e.ExpectTableColumnsToMatchOrderedList(
         column_list=schema["features"] + [LABEL]))
     suite.add_expectation(e.ExpectTableRowCountToBeBetween(min_value=max(split_rows, 1)))
+    if schema.get("pixel_range") is not None:   # images: per-row checks run on pixel_summary
+        rules = {c: r for c, r in rules.items() if c in schema["categorical"]}
     for col, rule in rules.items():
         suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=col))
         if rule["dtype"]:
@@ -70,6 +96,20 @@ def _suite_for(gx, name: str, schema: dict, rules: dict, split_rows: int):
     suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=LABEL))
     suite.add_expectation(e.ExpectColumnDistinctValuesToEqualSet(column=LABEL,
                                                                  value_set=schema["classes"]))
+    return suite
+
+
+def _pixel_suite(gx, name: str, lo: float, hi: float):
+    e = gx.expectations
+    suite = gx.ExpectationSuite(name=f"{name}_pixels_suite")
+    for col in ("pixel_min", "pixel_max"):
+        suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=col))
+        suite.add_expectation(e.ExpectColumnValuesToBeBetween(column=col, min_value=lo,
+                                                              max_value=hi))
+    suite.add_expectation(e.ExpectColumnValuesToBeBetween(column="non_finite", min_value=0,
+                                                          max_value=0))
+    suite.add_expectation(e.ExpectColumnValuesToBeInSet(column="numeric_columns",
+                                                        value_set=[True]))
     return suite
 
 
@@ -115,6 +155,10 @@ def run_validate(min_rows_per_class: int, paths: Paths) -> dict:
     checks: list[tuple[str, pd.DataFrame, object]] = []
     for s in SPLITS:
         checks.append((s, frames[s], _suite_for(gx, s, schema, rules, len(schema["classes"]))))
+        if schema.get("pixel_range") is not None:
+            lo, hi = schema["pixel_range"]
+            checks.append((f"{s}_pixels", pixel_summary(frames[s], schema["features"]),
+                           _pixel_suite(gx, s, lo, hi)))
         suite = gx.ExpectationSuite(name=f"{s}_class_counts_suite")
         suite.add_expectation(e.ExpectColumnValuesToBeBetween(
             column="count", min_value=min_rows_per_class if s == "train" else 1))

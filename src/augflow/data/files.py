@@ -130,6 +130,9 @@ def read_npz(path: Path) -> RawData:
         raise AugflowError(f"images have {shape[2]} channels", file=file, field="X",
                            rule="1 (gray) or 3 (RGB) channels")
     if x.dtype.kind in "iu":
+        if xf.min() < 0 or xf.max() > 255:
+            raise AugflowError(f"integer pixels in [{xf.min():.0f}, {xf.max():.0f}]", file=file,
+                               field="X", rule="integer pixels in 0..255")
         domain = (0.0, 255.0)
     elif xf.min() >= 0 and xf.max() <= 1:
         domain = (0.0, 1.0)

@@ -1,0 +1,42 @@
+"""Where generation draws latent codes from.
+
+`prior`: z ~ N(0, T^2 I), the textbook VAE sampler. `class_fit`: a Gaussian per class fitted to
+the posterior means of that class's train rows (ex-post density estimation), z ~ N(m_c, T^2 S_c).
+With a small beta the aggregate posterior drifts from N(0, I) and prior draws land where the
+decoder never trained; measured on 28x28 images the prior's draws reconstruct 3x worse than real
+validation rows, the class fit's draws do not (README, "Sampling the latent space")."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+@torch.no_grad()
+def fit_class_latents(model, x: torch.Tensor, y: torch.Tensor, n_classes: int) -> dict:
+    """Per class: the mean and a Cholesky factor of the (Ledoit-Wolf shrunk) covariance of the
+    encoder's posterior means. Shrinkage keeps the factor valid with fewer rows than dims."""
+    from sklearn.covariance import LedoitWolf
+
+    mu, _ = model.encode(x, y)
+    mu = mu.double().numpy()
+    d = mu.shape[1]
+    means = np.zeros((n_classes, d))
+    chols = np.tile(np.eye(d), (n_classes, 1, 1))
+    for c in range(n_classes):
+        rows = mu[y.numpy() == c]
+        if len(rows) == 0:
+            continue
+        means[c] = rows.mean(axis=0)
+        if len(rows) >= 2:
+            cov = LedoitWolf().fit(rows).covariance_ + 1e-6 * np.eye(d)
+            chols[c] = np.linalg.cholesky(cov)
+    return {"mean": torch.from_numpy(means).float(), "chol": torch.from_numpy(chols).float()}
+
+
+def draw_latents(y: torch.Tensor, latent_dim: int, temperature: float,
+                 generator: torch.Generator, fit: dict | None = None) -> torch.Tensor:
+    eps = torch.randn(len(y), latent_dim, generator=generator) * temperature
+    if fit is None:
+        return eps
+    return fit["mean"][y] + torch.einsum("nij,nj->ni", fit["chol"][y], eps)

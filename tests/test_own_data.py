@@ -1,0 +1,280 @@
+"""Bring your own data: wine as a CSV and digits as a folder of 28x28 PNGs, end to end through
+`dvc repro`; switching sources by editing params.yaml alone."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import TINY, augflow, dvc, make_workspace, merged
+from owndata import BANDS, WINE_LABEL, wine_frame, write_digit_pngs, write_wine_csv
+
+WINE_PARAMS = merged(TINY, {"data": {"source": "csv", "path": "data/raw/wine.csv",
+                                     "label_column": WINE_LABEL, "categorical": ["hue_band"]}})
+IMAGE_PARAMS = merged(TINY, {"data": {"source": "image_folder", "path": "data/raw/digits28"}})
+
+
+def _json(ws, rel):
+    return json.loads((ws / rel).read_text())
+
+
+def _accuracy(ev, clf, arm):
+    return ev["classifiers"][clf]["arms"][arm]["accuracy"]["mean"]
+
+
+@pytest.fixture(scope="module")
+def wine_ws(tmp_path_factory):
+    ws = make_workspace(tmp_path_factory.mktemp("wine"), WINE_PARAMS)
+    write_wine_csv(ws / "data/raw/wine.csv")
+    dvc(ws, "repro")
+    return ws
+
+
+def test_wine_csv_runs_end_to_end_in_the_users_columns(wine_ws):
+    ws = wine_ws
+    schema = _json(ws, "data/prepared/schema.json")
+    assert schema["kind"] == "table" and schema["label_column"] == WINE_LABEL
+    assert schema["categorical"] == ["hue_band"]
+    assert schema["class_names"] == ["barbera", "barolo", "grignolino"]
+    assert _json(ws, "metrics/train.json")["arch"] == "mlp"
+    assert _json(ws, "metrics/filter.json")["extractor_arch"] == "mlp"
+    validation = _json(ws, "data/reports/validation.json")
+    assert validation["success"]
+    kinds = {f["expectation"] for c in validation["checks"].values() for f in c.get("failed", [])}
+    assert not kinds
+
+    aug = pd.read_parquet(ws / "data/augmented/train.parquet")
+    source = wine_frame()
+    features = [c for c in source.columns if c != WINE_LABEL]
+    assert list(aug.columns) == features + [WINE_LABEL, "origin"]
+    synth = aug[aug["origin"] != "real"]
+    assert synth["origin"].str.startswith("cvae-").all()     # traces back to samples
+    real = aug[aug["origin"] == "real"]
+    assert len(synth) == _json(ws, "metrics/filter.json")["n_kept"] > 0
+    # Generated rows decode to valid categories, the user's label names and the train ranges.
+    assert set(synth["hue_band"]) <= set(BANDS)
+    assert set(synth[WINE_LABEL]) <= set(schema["class_names"])
+    numeric = [c for c in features if c != "hue_band"]
+    lo, hi = real[numeric].min(), real[numeric].max()
+    assert ((synth[numeric] >= lo - 1e-4) & (synth[numeric] <= hi + 1e-4)).all().all()
+    for col in ("magnesium", "proline"):       # integer columns stay integers
+        assert (synth[col] == synth[col].round()).all(), col
+    assert synth[numeric].std().gt(0).all()    # not one row copied over and over
+
+    ev = _json(ws, "metrics/evaluate.json")
+    assert _accuracy(ev, "logreg", "real") > 0.85
+    assert _accuracy(ev, "logreg", "augmented") > 0.85
+    assert _accuracy(ev, "logreg", "synthetic_only") > 0.7
+    assert "up to date" in dvc(ws, "status").stdout
+
+
+@pytest.fixture(scope="module")
+def image_ws(tmp_path_factory):
+    ws = make_workspace(tmp_path_factory.mktemp("images"), IMAGE_PARAMS)
+    write_digit_pngs(ws / "data/raw/digits28", classes=(0, 1, 2, 3), per_class=60)
+    dvc(ws, "repro")
+    return ws
+
+
+def test_image_folder_runs_end_to_end_with_conv_models(image_ws):
+    ws = image_ws
+    schema = _json(ws, "data/prepared/schema.json")
+    assert schema["kind"] == "image" and schema["image_shape"] == [28, 28, 1]
+    assert schema["pixel_range"] == [0.0, 255.0]
+    assert schema["class_names"] == ["digit_0", "digit_1", "digit_2", "digit_3"]
+    assert _json(ws, "metrics/train.json")["arch"] == "conv"
+    flt = _json(ws, "metrics/filter.json")
+    assert flt["extractor_arch"] == "cnn" and flt["extractor_val_accuracy"] > 0.9
+    # A handful of expectations per split on a per-image summary, not ~9 per pixel column.
+    assert _json(ws, "metrics/validate.json")["expectations_evaluated"] < 100
+    assert flt["kept_fraction"] > 0.3, flt["rejected"]
+    assert flt["fidelity"]["kept_vs_train"]["precision"] > 0.5
+    assert (ws / "plots/sample_grid.png").stat().st_size > 1000
+
+    samples = pd.read_parquet(ws / "data/synthetic/samples.parquet")
+    px = samples[schema["features"]].to_numpy()
+    assert px.min() >= 0 and px.max() <= 255 and px.max() > 100    # the user's pixel units
+    ev = _json(ws, "metrics/evaluate.json")
+    assert _accuracy(ev, "logreg", "real") > 0.9
+    assert _accuracy(ev, "logreg", "augmented") > 0.9
+    assert _accuracy(ev, "logreg", "synthetic_only") > 0.7
+    assert "up to date" in dvc(ws, "status").stdout
+
+
+def test_sources_switch_by_editing_params_alone(tmp_path):
+    """One workspace, every input file already under data/raw/: only params.yaml changes."""
+    ws = make_workspace(tmp_path / "ws", merged(TINY, {"data": {"source": "iris"}}))
+    raw = ws / "data/raw"
+    wine = wine_frame()
+    wine.to_parquet(raw / "wine.parquet", index=False)
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    np.savez(raw / "digits_table.npz", X=d.data[:400], y=d.target[:400])
+    np.savez(raw / "digits_images.npz", X=(d.images[:400] * 15).astype(np.uint8),
+             y=d.target[:400])
+    cases = [
+        ({"source": "iris"}, "sklearn:iris", "table", None),
+        ({"source": "breast_cancer"}, "sklearn:breast_cancer", "table", None),
+        ({"source": "parquet", "path": "data/raw/wine.parquet", "label_column": WINE_LABEL,
+          "categorical": ["hue_band"]}, "parquet:wine.parquet", "table", None),
+        ({"source": "npz", "path": "data/raw/digits_table.npz"}, "npz:digits_table.npz",
+         "table", None),
+        ({"source": "npz", "path": "data/raw/digits_images.npz"}, "npz:digits_images.npz",
+         "image", [8, 8, 1]),
+        ({"source": "digits"}, "sklearn:digits", "image", [8, 8, 1]),
+    ]
+    for data, origin, kind, shape in cases:
+        params = merged(TINY, {"data": {**{k: v for k, v in TINY["data"].items()
+                                           if k not in ("path", "label_column", "categorical")},
+                                        **data}})
+        (ws / "params.yaml").write_text(yaml.safe_dump(params))
+        assert "prepare" in dvc(ws, "status").stdout     # DVC sees the params change
+        dvc(ws, "repro", "validate")
+        schema = _json(ws, "data/prepared/schema.json")
+        assert (schema["origin"], schema["kind"], schema["image_shape"]) == (origin, kind, shape)
+        assert _json(ws, "data/reports/validation.json")["success"], origin
+
+
+# ---- bad input in the user's own files: exit 2, the file/field/rule named, nothing lost ----
+
+@pytest.fixture
+def csv_ws(tmp_path):
+    ws = make_workspace(tmp_path / "ws", WINE_PARAMS)
+    write_wine_csv(ws / "data/raw/wine.csv")
+    assert augflow(ws, "prepare").returncode == 0
+    return ws
+
+
+def _outputs(ws) -> dict[str, bytes]:
+    return {str(p.relative_to(ws)): p.read_bytes()
+            for sub in ("data/prepared", "metrics") for p in sorted((ws / sub).rglob("*"))
+            if p.is_file()}
+
+
+def _fails_cleanly(ws, *needles, stage="prepare"):
+    before = _outputs(ws)
+    proc = augflow(ws, stage)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for n in needles:
+        assert n in proc.stderr, proc.stderr
+    assert _outputs(ws) == before
+    return proc.stderr
+
+
+def _edit_csv(ws, fn):
+    path = ws / "data/raw/wine.csv"
+    fn(pd.read_csv(path)).to_csv(path, index=False)
+
+
+def test_csv_missing_label_column(csv_ws):
+    _edit_csv(csv_ws, lambda d: d.rename(columns={WINE_LABEL: "kind"}))
+    _fails_cleanly(csv_ws, "data/raw/wine.csv", f"missing label column {WINE_LABEL!r}",
+                   "rule: data.label_column")
+
+
+def test_csv_non_numeric_value_names_column_and_line(csv_ws):
+    def text(d):
+        d["alcohol"] = d["alcohol"].astype(object)
+        d.loc[6, "alcohol"] = "n/a?"
+        return d
+    _edit_csv(csv_ws, text)
+    _fails_cleanly(csv_ws, "wine.csv: alcohol", "'n/a?'", "data row 7 (line 8)",
+                   "rule: numeric")
+
+
+def test_csv_missing_value(csv_ws):
+    _edit_csv(csv_ws, lambda d: d.assign(proline=d["proline"].where(d.index != 3)))
+    _fails_cleanly(csv_ws, "wine.csv: proline", "NaN", "line 5", "rule: finite")
+
+
+def test_csv_empty_and_unknown_categorical(csv_ws):
+    (csv_ws / "data/raw/wine.csv").write_text("")
+    _fails_cleanly(csv_ws, "data/raw/wine.csv", "file is empty")
+    write_wine_csv(csv_ws / "data/raw/wine.csv")
+    (csv_ws / "params.yaml").write_text(yaml.safe_dump(
+        merged(WINE_PARAMS, {"data": {"categorical": ["colour"]}})))
+    _fails_cleanly(csv_ws, "wine.csv: colour", "not a feature column")
+
+
+def test_path_outside_data_raw(csv_ws, tmp_path):
+    write_wine_csv(tmp_path / "elsewhere.csv")
+    (csv_ws / "params.yaml").write_text(yaml.safe_dump(
+        merged(WINE_PARAMS, {"data": {"path": str(tmp_path / "elsewhere.csv")}})))
+    _fails_cleanly(csv_ws, "params.yaml: data.path", "outside data/raw/")
+    (csv_ws / "params.yaml").write_text(yaml.safe_dump(
+        merged(WINE_PARAMS, {"data": {"path": "data/raw/../../params.yaml"}})))
+    _fails_cleanly(csv_ws, "params.yaml: data.path", "outside data/raw/")
+
+
+def test_declared_range_is_checked_on_every_split(csv_ws):
+    assert augflow(csv_ws, "validate").returncode == 0
+    (csv_ws / "params.yaml").write_text(yaml.safe_dump(
+        merged(WINE_PARAMS, {"data": {"columns": {"alcohol": {"min": 11.5, "max": 14.0}}}})))
+    assert augflow(csv_ws, "prepare").returncode == 0     # declared: a rule for validate
+    validation = (csv_ws / "data/reports/validation.json").read_bytes()
+    err = _fails_cleanly(csv_ws, "expect_column_values_to_be_between", "'alcohol'",
+                         stage="validate")
+    assert "[test]" in err or "[val]" in err or "[train]" in err
+    assert (csv_ws / "data/reports/validation.json").read_bytes() == validation
+
+
+def test_declared_categories_must_cover_the_data(csv_ws):
+    (csv_ws / "params.yaml").write_text(yaml.safe_dump(merged(
+        WINE_PARAMS, {"data": {"columns": {"hue_band": {"categories": ["low", "high"]}}}})))
+    assert augflow(csv_ws, "prepare").returncode == 0
+    _fails_cleanly(csv_ws, "expect_column_values_to_be_in_set", "'hue_band'", "mid",
+                   stage="validate")
+
+
+@pytest.fixture
+def png_ws(tmp_path):
+    ws = make_workspace(tmp_path / "ws", merged(IMAGE_PARAMS, {"data": {"labels_per_class": 8}}))
+    written = write_digit_pngs(ws / "data/raw/digits28", classes=(0, 1), per_class=12)
+    assert augflow(ws, "prepare").returncode == 0
+    ws.written = written
+    return ws
+
+
+def test_undecodable_image(png_ws):
+    bad = png_ws.written[1][4]
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"truncated")
+    _fails_cleanly(png_ws, str(bad.relative_to(png_ws)), "cannot decode the image",
+                   "rule: decodable image")
+
+
+def test_mixed_image_sizes_and_channels(png_ws):
+    from PIL import Image
+
+    odd = png_ws.written[0][3]
+    Image.open(odd).resize((20, 20)).save(odd)
+    _fails_cleanly(png_ws, str(odd.relative_to(png_ws)), "data.image_size", "image size")
+    # data.image_size resizes every image: the same folder is then accepted
+    sized = merged(IMAGE_PARAMS, {"data": {"labels_per_class": 8, "image_size": [28, 28]}})
+    (png_ws / "params.yaml").write_text(yaml.safe_dump(sized))
+    assert augflow(png_ws, "prepare").returncode == 0
+
+    rgb = png_ws.written[1][0]
+    Image.open(rgb).convert("RGB").save(rgb)
+    _fails_cleanly(png_ws, str(rgb.relative_to(png_ws)), "data.image_channels", "channel count")
+    (png_ws / "params.yaml").write_text(yaml.safe_dump(
+        merged(sized, {"data": {"image_channels": 1}})))
+    assert augflow(png_ws, "prepare").returncode == 0
+
+
+def test_not_an_image_file_in_a_class_folder(png_ws):
+    stray = png_ws / "data/raw/digits28/digit_0/notes.txt"
+    stray.write_text("hello")
+    _fails_cleanly(png_ws, "notes.txt", "not a PNG or JPEG")
+
+
+def test_npz_with_pickled_objects_is_refused(tmp_path):
+    ws = make_workspace(tmp_path / "ws", merged(TINY, {"data": {"source": "npz",
+                                                                "path": "data/raw/x.npz"}}))
+    np.savez(ws / "data/raw/x.npz", X=np.array([{"a": 1}] * 10, dtype=object),
+             y=np.arange(10))
+    _fails_cleanly(ws, "data/raw/x.npz", "cannot read as npz", "no pickled objects")
