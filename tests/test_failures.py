@@ -37,8 +37,10 @@ def test_failed_validation_stops_before_training(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "data validation failed" in out
-    assert "expect_column_values_to_not_be_null" in out and "pixel_2_3" in out
-    assert "expect_column_values_to_be_between" in out and "pixel_4_4" in out
+    # Images are checked per image; the failure still names the offending pixel columns.
+    assert "[train_pixels] expect_column_values_to_be_in_set column='first_bad_pixel'" in out
+    assert "'pixel_2_3'" in out and "'pixel_4_4'" in out
+    assert "column='non_finite'" in out and "column='pixel_max'" in out
     assert not (ws / "data/models/cvae.pt").exists()             # train never ran
     assert (ws / "data/reports/validation_failed.json").is_file()
     # DVC removes a stage's outs before running it; the last good result stays in its cache

@@ -236,21 +236,22 @@ def png_ws(tmp_path):
     ws = make_workspace(tmp_path / "ws", merged(IMAGE_PARAMS, {"data": {"labels_per_class": 8}}))
     written = write_digit_pngs(ws / "data/raw/digits28", classes=(0, 1), per_class=12)
     assert augflow(ws, "prepare").returncode == 0
-    ws.written = written
-    return ws
+    return ws, written
 
 
 def test_undecodable_image(png_ws):
-    bad = png_ws.written[1][4]
+    png_ws, written = png_ws
+    bad = written[1][4]
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"truncated")
     _fails_cleanly(png_ws, str(bad.relative_to(png_ws)), "cannot decode the image",
                    "rule: decodable image")
 
 
 def test_mixed_image_sizes_and_channels(png_ws):
+    png_ws, written = png_ws
     from PIL import Image
 
-    odd = png_ws.written[0][3]
+    odd = written[0][3]
     Image.open(odd).resize((20, 20)).save(odd)
     _fails_cleanly(png_ws, str(odd.relative_to(png_ws)), "data.image_size", "image size")
     # data.image_size resizes every image: the same folder is then accepted
@@ -258,7 +259,7 @@ def test_mixed_image_sizes_and_channels(png_ws):
     (png_ws / "params.yaml").write_text(yaml.safe_dump(sized))
     assert augflow(png_ws, "prepare").returncode == 0
 
-    rgb = png_ws.written[1][0]
+    rgb = written[1][0]
     Image.open(rgb).convert("RGB").save(rgb)
     _fails_cleanly(png_ws, str(rgb.relative_to(png_ws)), "data.image_channels", "channel count")
     (png_ws / "params.yaml").write_text(yaml.safe_dump(
@@ -267,6 +268,7 @@ def test_mixed_image_sizes_and_channels(png_ws):
 
 
 def test_not_an_image_file_in_a_class_folder(png_ws):
+    png_ws, written = png_ws
     stray = png_ws / "data/raw/digits28/digit_0/notes.txt"
     stray.write_text("hello")
     _fails_cleanly(png_ws, "notes.txt", "not a PNG or JPEG")

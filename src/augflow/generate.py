@@ -37,7 +37,7 @@ def generate_samples(model, classes: list[int], n_per_class: int, temperature: f
 
 
 def run_generate(cfg: GenerateConfig, seed: int, paths: Paths) -> dict:
-    from augflow.plots import sample_grid_png
+    from augflow.plots import sample_grid_png, table_samples_png
     from augflow.train import load_checkpoint
 
     model, schema, latents = load_checkpoint(paths.checkpoint)
@@ -59,8 +59,12 @@ def run_generate(cfg: GenerateConfig, seed: int, paths: Paths) -> dict:
     write_parquet(paths.samples, df)
     if schema.get("image_shape"):
         x = df[schema["features"]].to_numpy(np.float32)
-        write_bytes(paths.sample_grid, sample_grid_png(x, y, tuple(schema["image_shape"]),
-                                                       schema["pixel_range"],
-                                                       names=schema["class_names"]))
+        figure = sample_grid_png(x, y, tuple(schema["image_shape"]), schema["pixel_range"],
+                                 names=schema["class_names"])
+    else:
+        enc = encoder_of(schema)
+        figure = table_samples_png(df, y, enc.numeric, list(enc.categories),
+                                   schema["class_names"])
+    write_bytes(paths.sample_grid, figure)
     return {"n_generated": int(len(df)), "n_classes": len(schema["classes"]),
             "model_version": model_version}

@@ -43,6 +43,36 @@ def sample_grid_png(x: np.ndarray, y: np.ndarray, image_shape: tuple[int, int, i
     return _png(fig)
 
 
+def table_samples_png(df: pd.DataFrame, y: np.ndarray, numeric: list[str],
+                      categorical: list[str], names: list, max_panels: int = 8) -> bytes:
+    """Generated table rows in the user's units: per feature, one box per class (numeric) or
+    the category shares per class (categorical). The first `max_panels` features."""
+    cols = [c for c in df.columns if c in numeric or c in categorical][:max_panels]
+    classes = sorted(set(int(c) for c in y))
+    ncol = min(4, len(cols))
+    nrow = -(-len(cols) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.0 * ncol, 2.4 * nrow), squeeze=False)
+    labels = [str(names[c]) for c in classes]
+    for ax, col in zip(axes.ravel(), cols):
+        if col in numeric:
+            ax.boxplot([df[col].to_numpy()[y == c] for c in classes], showfliers=False)
+            ax.set_xticks(range(1, len(classes) + 1), labels, fontsize=7, rotation=30)
+        else:
+            shares = pd.crosstab(y, df[col], normalize="index").reindex(classes)
+            bottom = np.zeros(len(classes))
+            for cat in shares.columns:
+                ax.bar(range(len(classes)), shares[cat], bottom=bottom, label=str(cat))
+                bottom += shares[cat].to_numpy()
+            ax.set_xticks(range(len(classes)), labels, fontsize=7, rotation=30)
+            ax.legend(fontsize=6)
+        ax.set_title(col, fontsize=8)
+    for ax in axes.ravel()[len(cols):]:
+        ax.axis("off")
+    fig.suptitle("generated rows per class (user units)", fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def loss_curve_png(curve: pd.DataFrame) -> bytes:
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(curve["epoch"], curve["train_loss"], label="train")

@@ -3,10 +3,13 @@ preprocessing (fitted on train only) that every later stage reads from schema.js
 
 from __future__ import annotations
 
-import numpy as np
-from sklearn.model_selection import train_test_split
-
+import logging
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
 
 from augflow.config import DataConfig
 from augflow.data.sources import RawData, load_source
@@ -15,6 +18,8 @@ from augflow.errors import AugflowError
 from augflow.io import write_json, write_parquet
 from augflow.paths import Paths
 from augflow.preprocess import Encoder
+
+log = logging.getLogger("augflow.prepare")
 
 
 def cap_per_class(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
@@ -85,16 +90,38 @@ def _check_declared(raw: RawData, cfg: DataConfig) -> None:
                                rule="categorical columns are listed in data.categorical")
 
 
+def drop_duplicate_rows(raw: RawData) -> tuple[RawData, dict]:
+    """Rows with identical features, after the first, are dropped before splitting: a copy on
+    each side of the split would be a test row the model trained on (validation's leak check
+    would stop the run; iris ships one such pair). Counted in metrics, with how many of the
+    dropped rows carried a different label than the row they repeat."""
+    dup = raw.frame.duplicated(keep="first").to_numpy()
+    if not dup.any():
+        return raw, {"n_duplicates_dropped": 0, "n_duplicates_label_conflict": 0}
+    key = pd.util.hash_pandas_object(raw.frame, index=False).to_numpy()
+    first_label = {}
+    for k, lab in zip(key[~dup], raw.labels[~dup]):
+        first_label[k] = lab
+    conflict = sum(first_label[k] != lab for k, lab in zip(key[dup], raw.labels[dup]))
+    keep = ~dup
+    log.warning("dropped %d duplicate rows (%d with a different label than the first copy)",
+                int(dup.sum()), int(conflict))
+    raw = replace(raw, frame=raw.frame[keep].reset_index(drop=True), labels=raw.labels[keep])
+    return raw, {"n_duplicates_dropped": int(dup.sum()),
+                 "n_duplicates_label_conflict": int(conflict)}
+
+
 def run_prepare(cfg: DataConfig, seed: int, paths: Paths, subset_seed: int | None = None) -> dict:
     raw = load_source(cfg, Path(paths.root))
     _check_declared(raw, cfg)
+    raw, dup_metrics = drop_duplicate_rows(raw)
     names = class_names_of(raw.labels)
     y = np.searchsorted(np.asarray(names), raw.labels).astype(np.int64)
     splits = split_dataset(y, cfg, seed, subset_seed)
     tables = {name: make_table(raw.frame.iloc[idx], y[idx]) for name, idx in splits.items()}
     encoder = Encoder.fit(tables["train"], raw.categorical, cfg.columns, raw.pixel_range)
     metrics: dict = {"n_features": len(raw.frame.columns), "model_dims": encoder.width,
-                     "n_classes": len(names)}
+                     "n_classes": len(names), **dup_metrics}
     for name, table in tables.items():
         write_parquet(paths.split(name), table)
         metrics[f"n_{name}"] = int(len(table))

@@ -52,26 +52,29 @@ def column_rules(schema: dict, train: pd.DataFrame) -> dict[str, dict]:
     return rules
 
 
-def pixel_summary(df: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    """One row per image: its pixel minimum, maximum, count of missing or infinite values, and
-    whether every pixel column is numeric. Images get a handful of expectations on this table
-    instead of ~9 per pixel column (7,000 on 28x28, 8 minutes of GX)."""
+def pixel_summary(df: pd.DataFrame, features: list[str], lo: float, hi: float) -> pd.DataFrame:
+    """One row per image: its pixel minimum and maximum, its count of missing or infinite values,
+    and the first pixel column that is missing, infinite or outside [lo, hi] ("" if none), so a
+    failure still names the column. Images get a handful of expectations on this table instead
+    of ~9 per pixel column (7,072 on 28x28: 8 minutes of GX)."""
     cols = [c for c in features if c in df.columns]
     numeric = all(pd.api.types.is_numeric_dtype(df[c]) for c in cols)
-    if not numeric:
-        values = df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    else:
-        values = df[cols].to_numpy(dtype=np.float64)
+    frame = df[cols] if numeric else df[cols].apply(pd.to_numeric, errors="coerce")
+    values = frame.to_numpy(dtype=np.float64)
     finite = np.isfinite(values)
+    bad = ~finite | (values < lo) | (values > hi)
+    names = np.asarray(cols + [""], dtype=object)
+    first_bad = np.where(bad.any(axis=1), bad.argmax(axis=1), len(cols)) if cols else \
+        np.zeros(len(df), np.int64)
     masked = np.where(finite, values, np.nan)
-    empty = ~finite.any(axis=1) if len(cols) else np.ones(len(df), bool)
-    lo = np.full(len(df), np.nan)
-    hi = np.full(len(df), np.nan)
-    if len(cols) and (~empty).any():
-        lo[~empty] = np.nanmin(masked[~empty], axis=1)
-        hi[~empty] = np.nanmax(masked[~empty], axis=1)
-    return pd.DataFrame({"pixel_min": lo, "pixel_max": hi,
+    some = finite.any(axis=1)
+    low = np.full(len(df), np.nan)
+    high = np.full(len(df), np.nan)
+    low[some] = np.nanmin(masked[some], axis=1)
+    high[some] = np.nanmax(masked[some], axis=1)
+    return pd.DataFrame({"pixel_min": low, "pixel_max": high,
                          "non_finite": (~finite).sum(axis=1).astype(np.int64),
+                         "first_bad_pixel": names[first_bad].astype(str),
                          "numeric_columns": np.full(len(df), numeric)})
 
 
@@ -108,6 +111,7 @@ def _pixel_suite(gx, name: str, lo: float, hi: float):
                                                               max_value=hi))
     suite.add_expectation(e.ExpectColumnValuesToBeBetween(column="non_finite", min_value=0,
                                                           max_value=0))
+    suite.add_expectation(e.ExpectColumnValuesToBeInSet(column="first_bad_pixel", value_set=[""]))
     suite.add_expectation(e.ExpectColumnValuesToBeInSet(column="numeric_columns",
                                                         value_set=[True]))
     return suite
@@ -157,7 +161,7 @@ def run_validate(min_rows_per_class: int, paths: Paths) -> dict:
         checks.append((s, frames[s], _suite_for(gx, s, schema, rules, len(schema["classes"]))))
         if schema.get("pixel_range") is not None:
             lo, hi = schema["pixel_range"]
-            checks.append((f"{s}_pixels", pixel_summary(frames[s], schema["features"]),
+            checks.append((f"{s}_pixels", pixel_summary(frames[s], schema["features"], lo, hi),
                            _pixel_suite(gx, s, lo, hi)))
         suite = gx.ExpectationSuite(name=f"{s}_class_counts_suite")
         suite.add_expectation(e.ExpectColumnValuesToBeBetween(
