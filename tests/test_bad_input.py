@@ -127,6 +127,9 @@ def test_single_class_in_a_split_fails_validation(ws):
     ({"evaluate": {"classifiers": ["xgboost"], "promote_classifier": "xgboost"}},
      "evaluate.classifiers.0"),
     ({"generate": {"n_per_clas": 3}}, "generate.n_per_clas: unknown key"),
+    ({"vae": {"arch": "resnet"}}, "vae.arch: Input should be 'auto', 'mlp' or 'conv'"),
+    ({"extractor": {"arch": "vit"}}, "extractor.arch"),
+    ({"generate": {"latent": "flow"}}, "generate.latent"),
 ])
 def test_bad_params_name_the_key(ws, raw, needle):
     (ws / "params.yaml").write_text(yaml.safe_dump(merged(TINY, raw)))

@@ -38,23 +38,61 @@ def test_forced_rerun_gives_identical_outputs(ws):
     assert len(first) >= 15
 
 
-@pytest.mark.parametrize("stage, delay", [("train", 1.5), ("filter", 2.0), ("evaluate", 2.5)])
-def test_a_stage_killed_mid_run_is_not_taken_as_done(ws, stage, delay):
+def _leftover_temp_files(ws) -> list:
+    return [p for sub in ("data", "metrics", "plots") for p in (ws / sub).rglob(".*.tmp")]
+
+
+# Each stage is killed (SIGKILL to DVC and the stage together) after one of its files is fully
+# written to its temp path and before the rename; most are killed after earlier outputs of the
+# same stage were already published.
+CRASH_POINTS = [
+    ("prepare", "data/prepared/schema.json"),      # the three splits already in place
+    ("validate", "metrics/validate.json"),         # validation.json already in place
+    ("train", "plots/train_curve.csv"),            # the checkpoint already in place
+    ("generate", "plots/sample_grid.png"),         # the samples already in place
+    ("filter", "data/filtered/kept.parquet"),      # extractor and scores already in place
+    ("augment", "data/augmented/train.parquet"),
+    ("evaluate", "metrics/evaluate.json"),         # reports and plots already in place
+    ("track", "data/runlog/tracking.json"),        # the MLflow runs already logged
+]
+
+
+@pytest.mark.parametrize("stage, crash_at", CRASH_POINTS)
+def test_every_stage_killed_mid_write_is_not_taken_as_done(ws, stage, crash_at):
+    from augflow.io import CRASH_ENV
+
+    good = _lock_hashes(ws)
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "--force", "--single-item",
+                           stage], cwd=ws, env={**stage_env(), CRASH_ENV: crash_at},
+                          start_new_session=True, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    assert _leftover_temp_files(ws), "the crash point was not reached"
+    status = dvc(ws, "status").stdout
+    if stage == "track":   # no outputs: DVC keeps the last completed run's entry
+        dvc(ws, "repro", "--force", "--single-item", "track")
+    else:   # DVC must not take the killed stage (or anything after it) as up to date ...
+        assert "up to date" not in status and f"{stage}:" in status
+        dvc(ws, "repro")
+    # ... the rerun completes, cleans the temp files and gives the same bytes as before.
+    assert "up to date" in dvc(ws, "status").stdout
+    assert not _leftover_temp_files(ws)
+    assert _lock_hashes(ws) == good
+    for p in ("data/filtered/kept.parquet", "data/augmented/train.parquet"):
+        assert len(pd.read_parquet(ws / p)) > 0
+
+
+def test_a_stage_killed_at_an_arbitrary_moment_is_not_taken_as_done(ws):
     proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force", "--single-item",
-                             stage], cwd=ws, env=stage_env(), start_new_session=True,
+                             "train"], cwd=ws, env=stage_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(delay)
+    time.sleep(1.5)
     assert proc.poll() is None, "the stage finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    # DVC must not consider the killed stage (or anything after it) up to date ...
     status = dvc(ws, "status").stdout
-    assert "up to date" not in status and f"{stage}:" in status
-    # ... and a plain rerun completes, leaving valid outputs and a clean status.
+    assert "up to date" not in status and "train:" in status
     dvc(ws, "repro")
     assert "up to date" in dvc(ws, "status").stdout
-    for p in ("data/filtered/kept.parquet", "data/augmented/train.parquet"):
-        assert len(pd.read_parquet(ws / p)) > 0
 
 
 def test_a_second_run_in_the_same_workspace_fails_clearly_and_touches_nothing(ws):
@@ -77,3 +115,49 @@ def test_outputs_round_trip_through_the_default_local_remote(ws, tmp_path):
     assert "up to date" not in dvc(ws, "status").stdout
     dvc(ws, "pull")
     assert "up to date" in dvc(ws, "status").stdout
+
+
+def test_track_waits_out_a_locked_mlflow_store(ws):
+    """Another process holds the SQLite store's write lock for 9 s (longer than SQLite's 5 s
+    busy timeout): track retries with backoff and completes; nothing is left running."""
+    import sqlite3
+    import threading
+
+    import mlflow
+
+    db = ws / "mlflow/mlflow.db"
+    before = _finished_pipeline_runs(db)
+    locked = threading.Event()
+
+    def hold():
+        con = sqlite3.connect(db, timeout=30)
+        con.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        time.sleep(9)
+        con.rollback()
+        con.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert locked.wait(30)
+    proc = subprocess.run([sys.executable, "-m", "augflow.cli", "track"], cwd=ws,
+                          env=stage_env(), capture_output=True, text=True)
+    holder.join()
+    assert proc.returncode == 0, proc.stderr
+    assert "MLflow store locked (attempt 1); retrying" in proc.stderr
+    assert _finished_pipeline_runs(db) == before + 1
+    client = mlflow.MlflowClient(f"sqlite:///{db}")
+    running = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                 "attributes.status = 'RUNNING'")
+    assert not running
+
+
+def _finished_pipeline_runs(db) -> int:
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT COUNT(*) FROM runs WHERE name = 'pipeline' AND "
+                           "status = 'FINISHED'").fetchone()[0]
+    finally:
+        con.close()

@@ -22,3 +22,24 @@ def test_dask_runner_gives_the_same_predictions_as_the_local_runner(prefect_serv
         for arm in local:
             assert local[arm].shape == (2, 200)
             assert np.array_equal(local[arm], dask[arm])
+
+
+def test_per_class_generation_on_dask_gives_the_same_bytes(prefect_server):
+    import torch
+
+    from augflow.generate import generate_samples
+    from augflow.models.cvae import CVAE
+    from augflow.models.latent import fit_class_latents
+
+    torch.manual_seed(0)
+    model = CVAE(64, 4, latent_dim=6, hidden_dims=(32,)).eval()
+    x = torch.rand(80, 64)
+    y = torch.arange(80) % 4
+    latents = fit_class_latents(model, x, y, 4)
+    for fit in (None, latents):                       # prior and per-class latent fit
+        local = generate_samples(model, [0, 1, 2, 3], 25, 1.3, seed=5, latents=fit)
+        dask = generate_samples(model, [0, 1, 2, 3], 25, 1.3, seed=5, latents=fit,
+                                runner="dask", workers=2)
+        for a, b in zip(local, dask):
+            assert a.shape[0] == 100 and np.array_equal(a, b)
+    assert not np.array_equal(local[0][:25], local[0][25:50])   # classes differ

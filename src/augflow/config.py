@@ -82,6 +82,9 @@ class GenerateConfig(_Strict):
     temperature: float = Field(1.0, gt=0, le=5)
     # prior: z ~ N(0, T^2 I); class_fit: a Gaussian per class fitted to train posterior means
     latent: Literal["prior", "class_fit"] = "class_fit"
+    # local | dask: one task per class on a local Dask cluster (Prefect's DaskTaskRunner)
+    runner: Literal["local", "dask"] = "local"
+    dask_workers: int = Field(2, ge=1, le=64)
 
 
 class ExtractorConfig(_Strict):
@@ -152,6 +155,10 @@ class TrackingConfig(_Strict):
     artifact_dir: str = "mlflow/artifacts"
     experiment: str = "augflow"
     registered_model: str = "augflow-cvae"
+    # A SQLite store is locked while another process writes to it (a second run, `mlflow ui`
+    # writing): the whole track step is retried this many times, waiting lock_wait_s, 2x, 4x ...
+    lock_retries: int = Field(3, ge=0, le=10)
+    lock_wait_s: float = Field(2.0, ge=0, le=60)
 
 
 class Config(_Strict):

@@ -16,23 +16,37 @@ from augflow.io import write_bytes, write_parquet
 from augflow.models.latent import draw_latents
 from augflow.paths import Paths
 from augflow.preprocess import encoder_of
+from augflow.runners import ClassJob, run_jobs
+
+
+class _GenerateClass:
+    """One class's samples: a picklable callable, so a Dask worker can run it as well as this
+    process. Each class draws from its own generator, seeded by the class alone."""
+
+    def __init__(self, model, n_per_class: int, temperature: float, latents: dict | None):
+        self.model, self.n, self.temperature, self.latents = model, n_per_class, temperature, latents
+
+    def __call__(self, job: ClassJob) -> np.ndarray:
+        torch.set_num_threads(1)   # as the CLI: the same bytes on a Dask worker
+        gen = torch.Generator().manual_seed(job.seed)
+        y = torch.full((self.n,), job.label, dtype=torch.int64)
+        z = draw_latents(y, self.model.latent_dim, self.temperature, gen, self.latents)
+        with torch.no_grad():
+            return self.model.decode(z, y).numpy()
 
 
 def generate_samples(model, classes: list[int], n_per_class: int, temperature: float,
-                     seed: int, latents: dict | None = None
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     seed: int, latents: dict | None = None, runner: str = "local",
+                     workers: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Model-space samples, their labels and the seed each class was drawn with. `latents`:
-    a per-class latent fit to draw from (generate.latent=class_fit); None draws from the prior."""
-    xs, ys, seeds = [], [], []
-    for c in classes:
-        class_seed = seed * 1000 + int(c)   # one stream per class: a class regenerates alone
-        gen = torch.Generator().manual_seed(class_seed)
-        y = torch.full((n_per_class,), int(c), dtype=torch.int64)
-        z = draw_latents(y, model.latent_dim, temperature, gen, latents)
-        with torch.no_grad():
-            xs.append(model.decode(z, y).numpy())
-        ys.append(y.numpy())
-        seeds.append(np.full(n_per_class, class_seed, dtype=np.int64))
+    a per-class latent fit to draw from (generate.latent=class_fit); None draws from the prior.
+    runner: local, or dask (one task per class on a local Dask cluster; the same bytes)."""
+    # one stream per class: a class regenerates alone, on any worker
+    jobs = [ClassJob(int(c), seed * 1000 + int(c)) for c in classes]
+    xs = run_jobs(jobs, _GenerateClass(model, n_per_class, temperature, latents), runner,
+                  workers, what="generate-class")
+    ys = [np.full(n_per_class, j.label, dtype=np.int64) for j in jobs]
+    seeds = [np.full(n_per_class, j.seed, dtype=np.int64) for j in jobs]
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(seeds)
 
 
@@ -47,7 +61,8 @@ def run_generate(cfg: GenerateConfig, seed: int, paths: Paths) -> dict:
                            file=str(paths.checkpoint), field="generate.latent", rule="class_fit")
     model_version = hashlib.sha256(paths.checkpoint.read_bytes()).hexdigest()[:12]
     u, y, seeds = generate_samples(model, schema["classes"], cfg.n_per_class, cfg.temperature,
-                                   seed, latents if cfg.latent == "class_fit" else None)
+                                   seed, latents if cfg.latent == "class_fit" else None,
+                                   cfg.runner, cfg.dask_workers)
     # Back to the user's columns and units: valid categories, numbers inside the fitted ranges.
     df = make_table(encoder_of(schema).inverse(u), y)
     within = df.groupby(LABEL).cumcount().to_numpy()

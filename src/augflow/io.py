@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,17 +16,30 @@ import pandas as pd
 from augflow.errors import AugflowError
 
 
+# Crash testing: when set to a path suffix (e.g. "prepared/schema.json"), the process group is
+# killed with SIGKILL after that file's bytes are written and before they are renamed into place
+# (tests/test_reruns.py). Unset in normal runs.
+CRASH_ENV = "AUGFLOW_CRASH_BEFORE_RENAME"
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside `path`; rename it over `path` only if the block succeeds."""
+    """Yield a temp path beside `path`; rename it over `path` only if the block succeeds.
+    Temp files of this same target left by a killed earlier run are removed first (one stage
+    owns each output, so no live writer can hold them)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        crash_at = os.environ.get(CRASH_ENV)
+        if crash_at and path.as_posix().endswith(crash_at):
+            os.killpg(os.getpgid(0), signal.SIGKILL)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,13 +1,12 @@
-"""Where the evaluation's independent fits run: in this process, or on a local Dask cluster
-through Prefect's DaskTaskRunner (prefect-dask). Both give the same predictions: every fit
-is seeded by its own job, not by where or when it runs."""
+"""Where independent jobs run: in this process, or on a local Dask cluster through Prefect's
+DaskTaskRunner (prefect-dask). The evaluation's fits and the per-class generation both use it,
+and both give the same numbers on either runner: every job is seeded by itself, not by where
+or when it runs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
-import numpy as np
+from typing import Any, Callable, Sequence
 
 
 @dataclass(frozen=True)
@@ -16,27 +15,40 @@ class FitJob:
     arm: str
     seed: int
 
+    @property
+    def name(self) -> str:
+        return f"{self.classifier}-{self.arm}-{self.seed}"
 
-def run_jobs(jobs: list[FitJob], work: Callable[[FitJob], np.ndarray], runner: str = "local",
-             workers: int = 2) -> list[np.ndarray]:
+
+@dataclass(frozen=True)
+class ClassJob:
+    label: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"class-{self.label}"
+
+
+def run_jobs(jobs: Sequence[Any], work: Callable[[Any], Any], runner: str = "local",
+             workers: int = 2, what: str = "fit-predict") -> list[Any]:
     if runner == "local":
         return [work(j) for j in jobs]
     if runner == "dask":
-        return _on_dask(jobs, work, workers)
+        return _on_dask(list(jobs), work, workers, what)
     raise ValueError(f"unknown runner {runner!r}")
 
 
-def _on_dask(jobs: list[FitJob], work: Callable[[FitJob], np.ndarray],
-             workers: int) -> list[np.ndarray]:
+def _on_dask(jobs: list[Any], work: Callable[[Any], Any], workers: int, what: str) -> list[Any]:
     from prefect import flow, task
     from prefect_dask import DaskTaskRunner
 
-    fit_task = task(work, name="fit-predict", task_run_name="{job.classifier}-{job.arm}-{job.seed}")
+    job_task = task(work, name=what, task_run_name="{job.name}")
     runner = DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
                                             "processes": True, "dashboard_address": None})
 
-    @flow(name="augflow-evaluate-fits", task_runner=runner)
-    def evaluate_fits(batch: list[FitJob]) -> list[np.ndarray]:
-        return [f.result() for f in fit_task.map(batch)]
+    @flow(name=f"augflow-{what}", task_runner=runner)
+    def run_batch(batch: list[Any]) -> list[Any]:
+        return [f.result() for f in job_task.map(batch)]
 
-    return evaluate_fits(jobs)
+    return run_batch(jobs)

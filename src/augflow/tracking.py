@@ -3,8 +3,10 @@ figures and reports, and the VAE as a registered model (aliased `champion` when 
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +16,8 @@ from augflow.config import Config
 from augflow.errors import AugflowError
 from augflow.io import read_json, write_json
 from augflow.paths import Paths
+
+log = logging.getLogger("augflow.track")
 
 STAGES = ("prepare", "validate", "train", "generate", "filter", "augment", "evaluate")
 
@@ -92,7 +96,45 @@ def experiment_id(mlflow, cfg: Config, root: Path) -> str:
     return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=art.as_uri())
 
 
+def is_store_locked(err: BaseException) -> bool:
+    """A SQLite 'database is locked' anywhere in the exception chain (MLflow wraps it)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if "database is locked" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
 def run_track(cfg: Config, paths: Paths) -> dict:
+    """_track_once, retried with backoff while the MLflow store is locked. A run cut short by
+    the lock is closed as FAILED (when the store lets us), so the UI does not show it running."""
+    import mlflow
+
+    for attempt in range(cfg.tracking.lock_retries + 1):
+        try:
+            return _track_once(cfg, paths)
+        except Exception as err:
+            if not is_store_locked(err):
+                raise
+            while mlflow.active_run() is not None:
+                try:
+                    mlflow.end_run("FAILED")
+                except Exception:
+                    break
+            if attempt == cfg.tracking.lock_retries:
+                raise AugflowError(f"the MLflow store stayed locked through "
+                                   f"{cfg.tracking.lock_retries} retries ({str(err)[:200]})",
+                                   file=cfg.tracking.uri, field="tracking.lock_retries",
+                                   rule="store writable") from None
+            wait = cfg.tracking.lock_wait_s * 2 ** attempt
+            log.warning("MLflow store locked (attempt %d); retrying in %.1f s", attempt + 1, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def _track_once(cfg: Config, paths: Paths) -> dict:
     import mlflow
     import mlflow.pytorch
     from mlflow import MlflowClient
