@@ -8,7 +8,25 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class MLPClassifier(nn.Module):
+class ClassifierBase(nn.Module):
+    """What every classifier architecture shares, given its features(x) and head: logits,
+    batched embeddings (the fidelity metrics' features) and class probabilities."""
+
+    head: nn.Module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor, batch: int = 8192) -> torch.Tensor:
+        return torch.cat([self.features(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+    @torch.no_grad()
+    def proba(self, x: torch.Tensor, batch: int = 8192) -> torch.Tensor:
+        return torch.cat([F.softmax(self(x[i:i + batch]), dim=1) for i in range(0, len(x), batch)])
+
+
+class MLPClassifier(ClassifierBase):
     def __init__(self, n_features: int, n_classes: int, hidden_dims: tuple[int, ...] = (128, 64)):
         super().__init__()
         self.n_features, self.n_classes, self.hidden_dims = n_features, n_classes, tuple(hidden_dims)
@@ -22,17 +40,6 @@ class MLPClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
-
-    @torch.no_grad()
-    def embed(self, x: torch.Tensor, batch: int = 8192) -> torch.Tensor:
-        return torch.cat([self.features(x[i:i + batch]) for i in range(0, len(x), batch)])
-
-    @torch.no_grad()
-    def proba(self, x: torch.Tensor, batch: int = 8192) -> torch.Tensor:
-        return torch.cat([F.softmax(self(x[i:i + batch]), dim=1) for i in range(0, len(x), batch)])
 
     def hparams(self) -> dict:
         return {"arch": "mlp", "n_features": self.n_features, "n_classes": self.n_classes,

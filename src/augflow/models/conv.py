@@ -7,10 +7,10 @@ internally, so every caller can use either architecture."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from augflow.models.cvae import CVAEOutput
+from augflow.models.classifier import ClassifierBase
+from augflow.models.cvae import CVAEBase
 
 
 def _check_shape(image_shape: tuple[int, int, int], n_down: int) -> tuple[int, int, int]:
@@ -34,7 +34,7 @@ def _to_rows(img: torch.Tensor) -> torch.Tensor:
     return img.permute(0, 2, 3, 1).reshape(len(img), -1)
 
 
-class ConvCVAE(nn.Module):
+class ConvCVAE(CVAEBase):
     """Conditional VAE with a strided-conv encoder and a transposed-conv decoder.
 
     The label enters the encoder as n_classes constant one-hot channels stacked on the image,
@@ -77,9 +77,6 @@ class ConvCVAE(nn.Module):
         self.decoder = nn.Sequential(*dec)
         self.to_logits = nn.Conv2d(prev, c, 3, padding=1)
 
-    def _onehot(self, y: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(y, self.n_classes).to(torch.float32)
-
     def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         img = _to_image(x, self.image_shape)
         h, w, _ = self.image_shape
@@ -92,33 +89,13 @@ class ConvCVAE(nn.Module):
         img = self.to_logits(self.decoder(feat.reshape(len(z), *self._bottleneck)))
         return _to_rows(img)
 
-    def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decode_logits(z, y))
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> CVAEOutput:
-        mu, logvar = self.encode(x, y)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        return CVAEOutput(recon=self.decode(z, y), mu=mu, logvar=logvar)
-
-    @torch.no_grad()
-    def sample(self, y: torch.Tensor, temperature: float = 1.0,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        z = torch.randn(len(y), self.latent_dim, generator=generator) * temperature
-        return self.decode(z, y)
-
-    @torch.no_grad()
-    def reconstruction_error(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-row mean squared error of the posterior-mean reconstruction under label y."""
-        mu, _ = self.encode(x, y)
-        return ((self.decode(mu, y) - x) ** 2).mean(dim=1)
-
     def hparams(self) -> dict:
         return {"arch": "conv", "n_features": self.n_features, "n_classes": self.n_classes,
                 "latent_dim": self.latent_dim, "image_shape": list(self.image_shape),
                 "channels": list(self.channels)}
 
 
-class CNNClassifier(nn.Module):
+class CNNClassifier(ClassifierBase):
     """(3x3 conv + ReLU + 2x2 max-pool) blocks, adaptive average pooling to a fixed grid so the
     head's size does not depend on h, w, then a ReLU embedding layer (the `features` the fidelity
     metrics use) and a linear head."""
@@ -144,17 +121,6 @@ class CNNClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(_to_image(x, self.image_shape))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-    @torch.no_grad()
-    def embed(self, x: torch.Tensor, batch: int = 8192) -> torch.Tensor:
-        return torch.cat([self.features(x[i:i + batch]) for i in range(0, len(x), batch)])
-
-    @torch.no_grad()
-    def proba(self, x: torch.Tensor, batch: int = 8192) -> torch.Tensor:
-        return torch.cat([F.softmax(self(x[i:i + batch]), dim=1) for i in range(0, len(x), batch)])
 
     def hparams(self) -> dict:
         return {"arch": "cnn", "n_features": self.n_features, "n_classes": self.n_classes,

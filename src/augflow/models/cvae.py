@@ -30,28 +30,15 @@ class LossParts:
     kl: torch.Tensor
 
 
-class CVAE(nn.Module):
-    def __init__(self, n_features: int, n_classes: int, latent_dim: int = 16,
-                 hidden_dims: tuple[int, ...] = (256, 128)) -> None:
-        super().__init__()
-        self.n_features, self.n_classes, self.latent_dim = n_features, n_classes, latent_dim
-        self.hidden_dims = tuple(hidden_dims)
-        h = list(hidden_dims)
-        self.encoder = _mlp([n_features + n_classes] + h)
-        self.to_mu = nn.Linear(h[-1], latent_dim)
-        self.to_logvar = nn.Linear(h[-1], latent_dim)
-        self.decoder = _mlp([latent_dim + n_classes] + h[::-1])
-        self.to_logits = nn.Linear(h[0], n_features)
+class CVAEBase(nn.Module):
+    """What every CVAE architecture shares, given its encode(x, y) -> (mu, logvar) and
+    decode_logits(z, y): the decoder mean, the forward pass, sampling, reconstruction error."""
+
+    latent_dim: int
+    n_classes: int
 
     def _onehot(self, y: torch.Tensor) -> torch.Tensor:
         return F.one_hot(y, self.n_classes).to(torch.float32)
-
-    def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder(torch.cat([x, self._onehot(y)], dim=1))
-        return self.to_mu(h), self.to_logvar(h).clamp(-12.0, 12.0)
-
-    def decode_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.to_logits(self.decoder(torch.cat([z, self._onehot(y)], dim=1)))
 
     def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decode_logits(z, y))
@@ -72,6 +59,27 @@ class CVAE(nn.Module):
         """Per-row mean squared error of the posterior-mean reconstruction under label y."""
         mu, _ = self.encode(x, y)
         return ((self.decode(mu, y) - x) ** 2).mean(dim=1)
+
+
+class CVAE(CVAEBase):
+    def __init__(self, n_features: int, n_classes: int, latent_dim: int = 16,
+                 hidden_dims: tuple[int, ...] = (256, 128)) -> None:
+        super().__init__()
+        self.n_features, self.n_classes, self.latent_dim = n_features, n_classes, latent_dim
+        self.hidden_dims = tuple(hidden_dims)
+        h = list(hidden_dims)
+        self.encoder = _mlp([n_features + n_classes] + h)
+        self.to_mu = nn.Linear(h[-1], latent_dim)
+        self.to_logvar = nn.Linear(h[-1], latent_dim)
+        self.decoder = _mlp([latent_dim + n_classes] + h[::-1])
+        self.to_logits = nn.Linear(h[0], n_features)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(torch.cat([x, self._onehot(y)], dim=1))
+        return self.to_mu(h), self.to_logvar(h).clamp(-12.0, 12.0)
+
+    def decode_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.to_logits(self.decoder(torch.cat([z, self._onehot(y)], dim=1)))
 
     def hparams(self) -> dict:
         return {"arch": "mlp", "n_features": self.n_features, "n_classes": self.n_classes,
