@@ -129,3 +129,53 @@ print("STATE", run.state.type.value)
         if runner is not None:
             _stop(runner)
         _stop(server)
+
+
+def test_process_work_pool_runs_the_prefect_yaml_deployment(tmp_path):
+    """prefect.yaml's `nightly-process` deployment on a real process work pool: created, deployed
+    with `prefect deploy`, picked up by `prefect worker start`, run to completion."""
+    import shutil
+
+    from conftest import make_workspace
+
+    ws = make_workspace(tmp_path / "ws")
+    shutil.copytree(REPO / "flows", ws / "flows", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "prefect.yaml", ws / "prefect.yaml")     # the user's checkout
+    port = _free_port()
+    env = stage_env()
+    env.update({"PREFECT_HOME": str(tmp_path / "prefect_home"),
+                "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "AUGFLOW_WORKSPACE": str(ws)})
+    server = _start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                     "--port", str(port)], env, tmp_path)
+    worker = None
+    prefect = lambda *a: subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", *a],
+                                        cwd=ws, env=env, capture_output=True, text=True,
+                                        timeout=300)
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/api/health", server, 180)
+        made = prefect("work-pool", "create", "augflow-process", "--type", "process")
+        assert made.returncode == 0, made.stdout + made.stderr
+        deployed = prefect("deploy", "--name", "nightly-process")
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        worker = _start([sys.executable, "-m", "prefect", "worker", "start", "--pool",
+                         "augflow-process"], env, ws)
+        script = """
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+name = "augflow-pipeline/nightly-process"
+with get_client(sync_client=True) as c:
+    dep = c.read_deployment_by_name(name)
+    print("POOL", dep.work_pool_name, [s.schedule.cron for s in dep.schedules])
+run = run_deployment(name, timeout=900, poll_interval=2)
+print("STATE", run.state.type.value)
+"""
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                             text=True, timeout=1000)
+        assert "POOL augflow-process ['0 2 * * *']" in out.stdout, out.stdout + out.stderr
+        assert "STATE COMPLETED" in out.stdout, out.stdout + out.stderr
+        assert (ws / "metrics/evaluate.json").is_file()
+    finally:
+        if worker is not None:
+            _stop(worker)
+        _stop(server)
