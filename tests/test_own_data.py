@@ -201,6 +201,17 @@ def test_csv_empty_and_unknown_categorical(csv_ws):
     _fails_cleanly(csv_ws, "wine.csv: colour", "not a feature column")
 
 
+def test_csv_single_class_and_too_few_rows_per_class(csv_ws):
+    _edit_csv(csv_ws, lambda d: d.assign(**{WINE_LABEL: "barolo"}))
+    _fails_cleanly(csv_ws, f"wine.csv: {WINE_LABEL}: needs at least two classes, found 1",
+                   "rule: n_classes>=2")
+    write_wine_csv(csv_ws / "data/raw/wine.csv")
+    _edit_csv(csv_ws, lambda d: pd.concat([d[d[WINE_LABEL] != "barbera"],
+                                           d[d[WINE_LABEL] == "barbera"].head(2)]))
+    _fails_cleanly(csv_ws, f"wine.csv: {WINE_LABEL}: class barbera has 2 rows",
+                   "rule: rows_per_class")
+
+
 def test_path_outside_data_raw(csv_ws, tmp_path):
     write_wine_csv(tmp_path / "elsewhere.csv")
     (csv_ws / "params.yaml").write_text(yaml.safe_dump(

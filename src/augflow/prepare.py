@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from augflow.config import DataConfig
-from augflow.data.sources import RawData, load_source
+from augflow.data.sources import RawData, load_source, resolve_data_path
 from augflow.data.table import make_table
 from augflow.errors import AugflowError
 from augflow.io import write_json, write_parquet
@@ -32,19 +32,23 @@ def cap_per_class(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(keep))
 
 
-def split_dataset(y: np.ndarray, cfg: DataConfig, seed: int,
-                  subset_seed: int | None = None) -> dict[str, np.ndarray]:
+def split_dataset(y: np.ndarray, cfg: DataConfig, seed: int, subset_seed: int | None = None,
+                  names: list | None = None, file: str | None = None,
+                  field: str = "label") -> dict[str, np.ndarray]:
     """Row indices of train/val/test. The test split is drawn first from `seed` alone, so
     re-drawing the labelled subset (`subset_seed`) never moves a row into or out of test.
     With labels_per_class set, train and val are both capped: a low-data user has no large
     labelled validation set either."""
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
-        raise AugflowError("needs at least two classes", field="label", rule="n_classes>=2")
+        raise AugflowError(f"needs at least two classes, found {len(classes)}", file=file,
+                           field=field, rule="n_classes>=2")
     need = max(cfg.min_rows_per_class, 3)
     if counts.min() < need:
-        raise AugflowError(f"class {classes[counts.argmin()]} has {counts.min()} rows; each class "
-                           f"needs at least {need} for train/val/test", field="label",
+        small = classes[counts.argmin()]
+        shown = names[int(small)] if names is not None else small
+        raise AugflowError(f"class {shown} has {counts.min()} rows; each class needs at least "
+                           f"{need} for train/val/test", file=file, field=field,
                            rule="rows_per_class")
     idx = np.arange(len(y))
     try:
@@ -117,7 +121,8 @@ def run_prepare(cfg: DataConfig, seed: int, paths: Paths, subset_seed: int | Non
     raw, dup_metrics = drop_duplicate_rows(raw)
     names = class_names_of(raw.labels)
     y = np.searchsorted(np.asarray(names), raw.labels).astype(np.int64)
-    splits = split_dataset(y, cfg, seed, subset_seed)
+    where = str(resolve_data_path(cfg, Path(paths.root))) if cfg.path else raw.origin
+    splits = split_dataset(y, cfg, seed, subset_seed, names, where, raw.label_column)
     tables = {name: make_table(raw.frame.iloc[idx], y[idx]) for name, idx in splits.items()}
     encoder = Encoder.fit(tables["train"], raw.categorical, cfg.columns, raw.pixel_range)
     metrics: dict = {"n_features": len(raw.frame.columns), "model_dims": encoder.width,
