@@ -244,3 +244,13 @@ def test_seeded_training_is_deterministic():
 
     s1, s2 = clf(7), clf(7)
     assert all(torch.equal(s1[k], s2[k]) for k in s1)
+
+
+@pytest.mark.parametrize("make", [lambda: MLPClassifier(12 * 12 * 3, 3, (16,)),
+                                  lambda: CNNClassifier((12, 12, 3), 3, (4, 8))])
+def test_embed_and_proba_of_no_rows(make):
+    """Nothing kept by the filter is a legal outcome: embedding zero rows gives (0, dim)."""
+    model = make().eval()
+    emb = model.embed(torch.zeros(0, 12 * 12 * 3))
+    assert emb.shape[0] == 0 and emb.shape[1] == model.embed(torch.zeros(2, 432)).shape[1]
+    assert model.proba(torch.zeros(0, 432)).shape == (0, 3)

@@ -19,11 +19,13 @@ class ClassifierBase(nn.Module):
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor, batch: int = 8192) -> torch.Tensor:
-        return torch.cat([self.features(x[i:i + batch]) for i in range(0, len(x), batch)])
+        # range(0, 0) is empty: an empty input (nothing kept) still gets a (0, dim) result
+        return torch.cat([self.features(x[i:i + batch]) for i in range(0, max(len(x), 1), batch)])
 
     @torch.no_grad()
     def proba(self, x: torch.Tensor, batch: int = 8192) -> torch.Tensor:
-        return torch.cat([F.softmax(self(x[i:i + batch]), dim=1) for i in range(0, len(x), batch)])
+        return torch.cat([F.softmax(self(x[i:i + batch]), dim=1)
+                          for i in range(0, max(len(x), 1), batch)])
 
 
 class MLPClassifier(ClassifierBase):
