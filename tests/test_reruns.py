@@ -53,7 +53,7 @@ CRASH_POINTS = [
     ("filter", "data/filtered/kept.parquet"),      # extractor and scores already in place
     ("augment", "data/augmented/train.parquet"),
     ("evaluate", "metrics/evaluate.json"),         # reports and plots already in place
-    ("track", "data/runlog/tracking.json"),        # the MLflow runs already logged
+    ("track", "data/runlog/tracking.json"),        # inside the MLflow parent run
 ]
 
 
@@ -80,6 +80,9 @@ def test_every_stage_killed_mid_write_is_not_taken_as_done(ws, stage, crash_at):
     dvc(ws, "repro", "--force", "--single-item", stage)
     assert not _leftover_temp_files(ws)
     assert _lock_hashes(ws) == good
+    if stage == "track":   # the killed run is closed, not left looking in progress
+        statuses = _pipeline_run_statuses(ws / "mlflow/mlflow.db")
+        assert "RUNNING" not in statuses and statuses.count("KILLED") == 1, statuses
     for p in ("data/filtered/kept.parquet", "data/augmented/train.parquet"):
         assert len(pd.read_parquet(ws / p)) > 0
 
@@ -153,6 +156,16 @@ def test_track_waits_out_a_locked_mlflow_store(ws):
     running = client.search_runs([e.experiment_id for e in client.search_experiments()],
                                  "attributes.status = 'RUNNING'")
     assert not running
+
+
+def _pipeline_run_statuses(db) -> list[str]:
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        return [r[0] for r in con.execute("SELECT status FROM runs WHERE name = 'pipeline'")]
+    finally:
+        con.close()
 
 
 def _finished_pipeline_runs(db) -> int:

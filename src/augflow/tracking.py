@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -96,6 +97,32 @@ def experiment_id(mlflow, cfg: Config, root: Path) -> str:
     return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=art.as_uri())
 
 
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def close_abandoned_runs(client, exp_id: str) -> list[str]:
+    """A track killed mid-run (kill -9, power loss) leaves its runs RUNNING in MLflow. Runs
+    started on this host by a process that no longer exists are closed as KILLED, so the UI
+    never shows a dead run as in progress. Runs of live processes are left alone."""
+    host = socket.gethostname()
+    stale = [r for r in client.search_runs([exp_id], "attributes.status = 'RUNNING'")
+             if r.data.tags.get("augflow.host") == host
+             and not _alive(r.data.tags.get("augflow.pid"))]
+    for r in stale:
+        client.set_terminated(r.info.run_id, "KILLED")
+    if stale:
+        log.warning("closed %d runs left RUNNING by a killed track: %s", len(stale),
+                    [r.info.run_id for r in stale])
+    return [r.info.run_id for r in stale]
+
+
 def is_store_locked(err: BaseException) -> bool:
     """A SQLite 'database is locked' anywhere in the exception chain (MLflow wraps it)."""
     seen = set()
@@ -145,11 +172,16 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
     root = paths.root.resolve()
     mlflow.set_tracking_uri(_tracking_uri(cfg.tracking.uri, root))
     exp_id = experiment_id(mlflow, cfg, root)
-    tags = {"git_commit": git_commit(root), **dvc_hashes(root)}
+    closed = close_abandoned_runs(MlflowClient(), exp_id)
+    tags = {"git_commit": git_commit(root), **dvc_hashes(root),
+            "augflow.host": socket.gethostname(), "augflow.pid": str(os.getpid())}
     if os.environ.get("AUGFLOW_FLOW_RUN_ID"):
         tags["prefect_flow_run_id"] = os.environ["AUGFLOW_FLOW_RUN_ID"]
     evaluation = read_json(paths.metrics("evaluate"))
     with mlflow.start_run(experiment_id=exp_id, run_name="pipeline", tags=tags) as parent:
+        # The runlog names the run in progress; the end of the run overwrites it.
+        write_json(paths.tracking_state, {"run_id": parent.info.run_id, "experiment_id": exp_id,
+                                          "status": "RUNNING"})
         mlflow.log_params(flat_params(cfg.model_dump(mode="json")))
         for stage in STAGES:
             with mlflow.start_run(experiment_id=exp_id, run_name=stage, nested=True,
@@ -183,6 +215,7 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
         mlflow.set_tag("promotion", promotion["reason"])
         run_id = parent.info.run_id
     state = {"run_id": run_id, "experiment_id": exp_id, "model_version": version,
+             "status": "FINISHED", "closed_abandoned_runs": len(closed),
              "champion": bool(promotion["promote"])}
     write_json(paths.tracking_state, state)
     return state
