@@ -13,7 +13,6 @@ from augflow.config import GenerateConfig
 from augflow.data.table import LABEL, make_table
 from augflow.errors import AugflowError
 from augflow.io import write_bytes, write_parquet
-from augflow.models.latent import draw_latents
 from augflow.paths import Paths
 from augflow.preprocess import encoder_of
 from augflow.runners import ClassJob, run_jobs
@@ -30,9 +29,7 @@ class _GenerateClass:
         torch.set_num_threads(1)   # as the CLI: the same bytes on a Dask worker
         gen = torch.Generator().manual_seed(job.seed)
         y = torch.full((self.n,), job.label, dtype=torch.int64)
-        z = draw_latents(y, self.model.latent_dim, self.temperature, gen, self.latents)
-        with torch.no_grad():
-            return self.model.decode(z, y).numpy()
+        return self.model.sample(y, self.temperature, gen, self.latents).numpy()
 
 
 def generate_samples(model, classes: list[int], n_per_class: int, temperature: float,
@@ -64,7 +61,8 @@ def run_generate(cfg: GenerateConfig, seed: int, paths: Paths) -> dict:
                                    seed, latents if cfg.latent == "class_fit" else None,
                                    cfg.runner, cfg.dask_workers)
     # Back to the user's columns and units: valid categories, numbers inside the fitted ranges.
-    df = make_table(encoder_of(schema).inverse(u), y)
+    encoder = encoder_of(schema)
+    df = make_table(encoder.inverse(u), y)
     within = df.groupby(LABEL).cumcount().to_numpy()
     df["sample_id"] = [f"cvae-{model_version}-{c}-{i:06d}" for c, i in zip(y, within)]
     df["generator"] = "cvae"
@@ -77,8 +75,7 @@ def run_generate(cfg: GenerateConfig, seed: int, paths: Paths) -> dict:
         figure = sample_grid_png(x, y, tuple(schema["image_shape"]), schema["pixel_range"],
                                  names=schema["class_names"])
     else:
-        enc = encoder_of(schema)
-        figure = table_samples_png(df, y, enc.numeric, list(enc.categories),
+        figure = table_samples_png(df, y, encoder.numeric, list(encoder.categories),
                                    schema["class_names"])
     write_bytes(paths.sample_grid, figure)
     return {"n_generated": int(len(df)), "n_classes": len(schema["classes"]),

@@ -30,18 +30,19 @@ PROFILE_MARGIN = 1.0
 
 
 def column_rules(schema: dict, train: pd.DataFrame) -> dict[str, dict]:
-    """Expectations per feature column: declared rules (params data.columns, a pixel domain)
-    are strict; the rest is profiled from the train split (dtype, widened range, categories)."""
+    """Expectations per feature column: declared rules (params data.columns) are strict; the
+    rest is profiled from the train split (dtype, widened range, categories). Images' pixel
+    columns get none here: they are checked per image on pixel_summary."""
     declared = schema.get("declared", {})
-    pixels = schema.get("pixel_range")
+    images = schema.get("pixel_range") is not None
     rules = {}
     for col in schema["features"]:
+        if images and col not in schema["categorical"]:
+            continue
         rule = {"dtype": str(train[col].dtype) if col in train else None}
         d = declared.get(col, {})
         if col in schema["categorical"]:
             rule["categories"] = d.get("categories") or sorted(schema["encoder"]["categories"][col])
-        elif pixels is not None:
-            rule["min"], rule["max"], rule["source"] = pixels[0], pixels[1], "pixel domain"
         else:
             lo, hi = float(train[col].min()), float(train[col].max())
             pad = PROFILE_MARGIN * (hi - lo)
@@ -84,8 +85,6 @@ def _suite_for(gx, name: str, schema: dict, rules: dict, split_rows: int):
     suite.add_expectation(e.ExpectTableColumnsToMatchOrderedList(
         column_list=schema["features"] + [LABEL]))
     suite.add_expectation(e.ExpectTableRowCountToBeBetween(min_value=max(split_rows, 1)))
-    if schema.get("pixel_range") is not None:   # images: per-row checks run on pixel_summary
-        rules = {c: r for c, r in rules.items() if c in schema["categorical"]}
     for col, rule in rules.items():
         suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=col))
         if rule["dtype"]:

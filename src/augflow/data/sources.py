@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from augflow.config import DataConfig
+from augflow.config import BUILTIN_SOURCES, DataConfig
 from augflow.errors import AugflowError
 
 RAW_DIR = "data/raw"   # dvc.yaml's prepare stage depends on this folder
@@ -70,7 +70,7 @@ def resolve_data_path(cfg: DataConfig, root: Path) -> Path:
 def load_source(cfg: DataConfig, root: Path = Path(".")) -> RawData:
     if cfg.source == "digits":
         return _digits()
-    if cfg.source in ("iris", "wine", "breast_cancer"):
+    if cfg.source in BUILTIN_SOURCES:
         return _sklearn_table(cfg.source)
     path = resolve_data_path(cfg, root)
     if cfg.source in ("csv", "parquet"):

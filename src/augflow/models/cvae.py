@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from augflow.models.latent import draw_latents
+
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
@@ -50,9 +52,10 @@ class CVAEBase(nn.Module):
 
     @torch.no_grad()
     def sample(self, y: torch.Tensor, temperature: float = 1.0,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        z = torch.randn(len(y), self.latent_dim, generator=generator) * temperature
-        return self.decode(z, y)
+               generator: torch.Generator | None = None,
+               latents: dict | None = None) -> torch.Tensor:
+        """Decoded draws for labels y: latents from the prior, or from a per-class fit."""
+        return self.decode(draw_latents(y, self.latent_dim, temperature, generator, latents), y)
 
     @torch.no_grad()
     def reconstruction_error(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,8 @@ def fit_class_latents(model, x: torch.Tensor, y: torch.Tensor, n_classes: int) -
 
 
 def draw_latents(y: torch.Tensor, latent_dim: int, temperature: float,
-                 generator: torch.Generator, fit: dict | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, fit: dict | None = None
+                 ) -> torch.Tensor:
     eps = torch.randn(len(y), latent_dim, generator=generator) * temperature
     if fit is None:
         return eps
