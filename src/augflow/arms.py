@@ -20,19 +20,23 @@ def smote_rows(x: np.ndarray, y: np.ndarray, extra_per_class: dict[int, int], se
     return xs.astype(np.float32), ys.astype(np.int64)
 
 
-def classic_rows(x: np.ndarray, y: np.ndarray, extra_per_class: dict[int, int],
-                 image_shape: tuple[int, int, int], seed: int):
+def classic_variants(x: np.ndarray, y: np.ndarray, extra_per_class: dict[int, int],
+                     image_shape: tuple[int, ...], seed: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Classical image augmentation: random small shifts and rotations of real rows (channel-last
-    (h, w, c) images flattened); shifts scale with the image: one pixel per 8."""
+    (h, w, c) images flattened); shifts scale with the image: one pixel per 8. Returns the new
+    rows, their labels and the index of the real row each was made from."""
     from scipy.ndimage import rotate, shift
 
     rng = np.random.default_rng(seed)
     h, w = image_shape[:2]
     shape = (h, w, image_shape[2] if len(image_shape) > 2 else 1)
     reach = max(1, min(h, w) // 8)
-    new_x, new_y = [], []
+    new_x, new_y, parents = [], [], []
     for c, n in sorted(extra_per_class.items()):
         idx = np.flatnonzero(y == c)
+        if len(idx) == 0:
+            continue
         for i in rng.choice(idx, size=n, replace=True):
             img = x[i].reshape(shape)
             img = rotate(img, rng.uniform(-12, 12), axes=(1, 0), reshape=False, order=1,
@@ -41,34 +45,45 @@ def classic_rows(x: np.ndarray, y: np.ndarray, extra_per_class: dict[int, int],
                         mode="constant")
             new_x.append(np.clip(img, 0, 1).ravel())
             new_y.append(c)
+            parents.append(i)
     if not new_x:
-        return x, y
-    return (np.vstack([x, np.asarray(new_x, np.float32)]),
-            np.concatenate([y, np.asarray(new_y, np.int64)]))
+        return x[:0], y[:0], np.zeros(0, np.int64)
+    return (np.asarray(new_x, np.float32), np.asarray(new_y, np.int64),
+            np.asarray(parents, np.int64))
+
+
+def classic_rows(x: np.ndarray, y: np.ndarray, extra_per_class: dict[int, int],
+                 image_shape: tuple[int, ...], seed: int):
+    """The real rows plus extra_per_class[c] classic variants of class c."""
+    xc, yc, _ = classic_variants(x, y, extra_per_class, image_shape, seed)
+    return np.vstack([x, xc]), np.concatenate([y, yc])
 
 
 def arm_training_set(arm: str, data: dict[str, tuple], image_shape: tuple | None,
-                     seed: int):
-    """(x, y) an arm trains on. `data` holds (x, y) of real, augmented (the augment stage's
-    output), kept and generated (synthetic after / before filtering). smote and classic add as
-    many rows per class as the augmented arm does."""
+                     seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(x, y, sample weights or None) an arm trains on. `data` holds (x, y) of real, kept and
+    generated (synthetic after / before filtering) and (x, y, w) of augmented (the augment
+    stage's output, weighted). smote and classic add as many rows per class as the augmented
+    set does, unweighted: the way those baselines are used."""
     xr, yr = data["real"]
     xk, yk = data["kept"]
+    xa, ya, wa = data["augmented"]
     generated = data["generated"]
-    extra = {int(c): int((yk == c).sum()) for c in np.unique(yr)}
+    n_real = {int(c): int((yr == c).sum()) for c in np.unique(yr)}
+    extra = {c: int((ya == c).sum()) - n for c, n in n_real.items()}
     if arm == "real":
-        return xr, yr
+        return xr, yr, None
     if arm == "augmented":
-        return data["augmented"]
+        return xa, ya, wa
     if arm == "unfiltered":
-        return np.vstack([xr, generated[0]]), np.concatenate([yr, generated[1]])
+        return np.vstack([xr, generated[0]]), np.concatenate([yr, generated[1]]), None
     if arm == "synthetic_only":
-        return xk, yk
+        return xk, yk, None
     if arm == "smote":
-        return smote_rows(xr, yr, extra, seed)
+        return (*smote_rows(xr, yr, extra, seed), None)
     if arm == "classic":
         if image_shape is None:
             raise AugflowError("the classic arm needs image data", field="evaluate.arms",
                                rule="classic requires images")
-        return classic_rows(xr, yr, extra, image_shape, seed)
+        return (*classic_rows(xr, yr, extra, image_shape, seed), None)
     raise AugflowError(f"unknown arm {arm!r}", field="evaluate.arms", rule="known arm")

@@ -1,49 +1,199 @@
-"""Stage augment: real train rows plus the kept synthetic rows -> the augmented training set,
-in the user's own format: their feature columns and units, their label column and class names,
-and an `origin` column (real, or the synthetic sample_id that traces back to the generator)."""
+"""Stage augment: the augmented training set, in the user's own format, and how much each
+source weighs in it.
+
+Rows: the real train rows, classic variants of them (small shifts and rotations; images only)
+and the kept synthetic rows. Columns: the user's feature columns and units, their label column
+and class names, `origin` (real, classic:<train row>, or the synthetic sample_id that traces back
+to the generator) and `sample_weight`. The weights give each source a share of the real rows'
+total weight (augment.classic_share, augment.synthetic_share) and sum to the number of real rows,
+so a classifier's regularisation means what it meant on real data alone. Measured on digits at
+5 labels per class: unweighted, the ~30x more synthetic than real rows cost logistic regression
+8 points of test accuracy (README, "Augmentation that pays").
+
+The shares are checked on validation rows (never test): select=val scales them by each of
+augment.scales and keeps the scale with the best mean validation accuracy of the evaluate
+classifiers, leaving the configured shares (scale 1) only for a gain above one standard error
+of that accuracy, because a handful of validation rows per class is a noisy judge. Scale 0 means
+no amount helped: the synthetic rows stay in the file with weight 0, and evaluate withholds the
+champion alias."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 
-from augflow.data.table import codes_from_names, label_codes
+from augflow.arms import classic_variants
+from augflow.classifiers import fit_weighted, make_classifier
+from augflow.config import AugmentConfig
+from augflow.data.table import codes_from_names, frame_xy, label_codes, read_xy
 from augflow.errors import AugflowError
-from augflow.io import read_json, read_parquet, write_parquet
+from augflow.io import read_json, read_parquet, write_bytes, write_parquet
 from augflow.paths import Paths
 from augflow.preprocess import encoder_of
 
 ORIGIN = "origin"
+WEIGHT = "sample_weight"
+REAL = "real"
 
 
-def augment_table(real: pd.DataFrame, kept: pd.DataFrame, schema: dict) -> pd.DataFrame:
+def mix_weights(origin_kind: np.ndarray, shares: dict[str, float]) -> np.ndarray:
+    """Per-row weights: real rows 1, each other source's rows together share[source] x n_real,
+    then all scaled to sum to n_real. `origin_kind` holds real, classic or synthetic per row."""
+    n_real = int((origin_kind == REAL).sum())
+    w = np.ones(len(origin_kind), np.float64)
+    for kind, share in shares.items():
+        rows = origin_kind == kind
+        if rows.any():
+            w[rows] = share * n_real / rows.sum()
+    total = w.sum()
+    return w * (n_real / total) if total > 0 else w
+
+
+def augment_table(real: pd.DataFrame, extra: list[tuple[pd.DataFrame, np.ndarray]],
+                  schema: dict) -> pd.DataFrame:
+    """Real rows then each extra table (rows in the prepared format, origin labels) in the
+    user's format, without weights."""
     features, names = schema["features"], np.asarray(schema["class_names"], dtype=object)
     parts = []
-    for df, origin in ((real, "real"), (kept, None)):
-        out = df[features].copy()
+    for df, origin in [(real, np.full(len(real), REAL, dtype=object))] + extra:
+        out = df[features].copy().reset_index(drop=True)
         out[schema["label_column"]] = names[label_codes(df, "")]
-        out[ORIGIN] = df["sample_id"].astype(str).to_numpy() if origin is None else origin
+        out[ORIGIN] = origin
         parts.append(out)
     return pd.concat(parts, ignore_index=True)
 
 
-def read_augmented(path, schema: dict) -> tuple[np.ndarray, np.ndarray]:
-    """The augmented table back in model space, as the evaluation trains on it."""
+def origin_kinds(origin: np.ndarray) -> np.ndarray:
+    s = pd.Series(origin, dtype=str)
+    return np.where(s == REAL, REAL, np.where(s.str.startswith("classic:"), "classic",
+                                              "synthetic")).astype(object)
+
+
+def read_augmented(path, schema: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The augmented table back in model space, as the evaluation trains on it: (x, y, weights)."""
     df = read_parquet(path)
     column = schema["label_column"]
-    if column not in df.columns:
-        raise AugflowError(f"missing column {column!r}", file=str(path), field=column,
-                           rule="required")
+    for col in (column, WEIGHT):
+        if col not in df.columns:
+            raise AugflowError(f"missing column {col!r}", file=str(path), field=col,
+                               rule="required")
+    w = df[WEIGHT].to_numpy(np.float64)
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise AugflowError("weights must be finite and non-negative", file=str(path),
+                           field=WEIGHT, rule="weight>=0")
     y = codes_from_names(df[column].to_numpy(), schema["class_names"], str(path), column)
-    return encoder_of(schema).transform(df, str(path)), y
+    return encoder_of(schema).transform(df, str(path)), y, w
 
 
-def run_augment(paths: Paths) -> dict:
+def added_weight_fraction(path) -> float:
+    """The share of the augmented set's total weight carried by added (non-real) rows."""
+    df = read_parquet(path)
+    w = df[WEIGHT].to_numpy(np.float64)
+    added = df[ORIGIN].astype(str).to_numpy() != REAL
+    return float(w[added].sum() / max(w.sum(), 1e-12))
+
+
+def _classic_table(xr: np.ndarray, yr: np.ndarray, per_class: dict[int, int], schema: dict,
+                   seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    from augflow.data.table import make_table
+
+    xc, yc, parents = classic_variants(xr, yr, per_class, tuple(schema["image_shape"]), seed)
+    table = make_table(encoder_of(schema).inverse(xc), yc)
+    return table, np.asarray([f"classic:{p}" for p in parents], dtype=object)
+
+
+def val_accuracy(x, y, w, xv, yv, classifiers: list[str], seed: int) -> float:
+    """Mean validation accuracy of the evaluate classifiers trained on (x, y, w)."""
+    accs = []
+    for name in classifiers:
+        model = fit_weighted(make_classifier(name, seed), x, y, w if w is not None else None)
+        accs.append(float((model.predict(xv) == yv).mean()))
+    return float(np.mean(accs))
+
+
+def choose_scale(scores: dict[float, float], n_val: int) -> float:
+    """The configured shares (scale 1) unless another scale beats them on validation by more
+    than one standard error of the accuracy; ties go to the smaller scale."""
+    base = scores[1.0]
+    se = math.sqrt(max(base * (1 - base), 1e-12) / max(n_val, 1))
+    best = max(sorted(scores), key=lambda k: scores[k])
+    return best if scores[best] > base + se else 1.0
+
+
+def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Paths) -> dict:
     schema = read_json(paths.schema)
     real = read_parquet(paths.split("train"))
-    # An empty kept table is legitimate (everything rejected): augmented == real.
+    # An empty kept table is legitimate (everything rejected): then only classic rows join.
     kept = pd.read_parquet(paths.kept) if paths.kept.is_file() else real.iloc[:0]
-    out = augment_table(real, kept, schema)
-    write_parquet(paths.augmented, out)
-    return {"n_real": int(len(real)), "n_synthetic": int(len(kept)), "n_total": int(len(out)),
-            "synthetic_fraction": float(len(kept) / max(len(out), 1))}
+    xr, yr = frame_xy(real, schema, str(paths.split("train")))
+    extra = [(kept, kept["sample_id"].astype(str).to_numpy(dtype=object) if len(kept)
+              else np.zeros(0, dtype=object))]
+    if schema.get("image_shape") and cfg.classic_share > 0:
+        yk = label_codes(kept, str(paths.kept)) if len(kept) else np.zeros(0, np.int64)
+        per_class = {int(c): (cfg.classic_per_class if cfg.classic_per_class is not None
+                              else int((yk == c).sum())) for c in np.unique(yr)}
+        extra.append(_classic_table(xr, yr, per_class, schema, seed + 101))
+    table = augment_table(real, extra, schema)
+    kinds = origin_kinds(table[ORIGIN].to_numpy())
+    shares = {"classic": cfg.classic_share, "synthetic": cfg.synthetic_share}
+
+    scores: dict[float, float] = {}
+    n_val = 0
+    scale = 1.0
+    if cfg.select == "val":
+        xa = encoder_of(schema).transform(table, "augmented")
+        ya = codes_from_names(table[schema["label_column"]].to_numpy(), schema["class_names"],
+                              "augmented", schema["label_column"])
+        xv, yv = read_xy(paths.split("val"), schema)
+        n_val = int(len(yv))
+        for k in cfg.scales:
+            w = mix_weights(kinds, {s: v * k for s, v in shares.items()})
+            scores[float(k)] = val_accuracy(xa, ya, w, xv, yv, classifiers, seed)
+        scale = choose_scale(scores, n_val)
+    chosen = {s: v * scale for s, v in shares.items()}
+    table[WEIGHT] = mix_weights(kinds, chosen)
+    write_parquet(paths.augmented, table)
+
+    counts = {k: int((kinds == k).sum()) for k in (REAL, "classic", "synthetic")}
+    weight_of = {k: float(table[WEIGHT][kinds == k].sum()) for k in counts}
+    helped = scale > 0 or sum(shares.values()) == 0
+    metrics = {"n_real": counts[REAL], "n_classic": counts["classic"],
+               "n_synthetic": counts["synthetic"], "n_total": int(len(table)),
+               "synthetic_fraction": counts["synthetic"] / max(len(table), 1),
+               "mix": {"select": cfg.select, "scale": scale, "classic_share": chosen["classic"],
+                       "synthetic_share": chosen["synthetic"],
+                       "weight_fraction": {k: v / max(sum(weight_of.values()), 1e-12)
+                                           for k, v in weight_of.items()},
+                       "val_accuracy": {f"{k:g}": v for k, v in scores.items()},
+                       "n_val": n_val, "helped_on_val": bool(helped)}}
+    write_bytes(paths.augment_report, augment_report_md(metrics, classifiers).encode())
+    return metrics
+
+
+def augment_report_md(m: dict, classifiers: list[str]) -> str:
+    mix = m["mix"]
+    lines = ["# Augment report", "",
+             f"{m['n_real']} real rows, {m['n_classic']} classic (shifted/rotated) rows, "
+             f"{m['n_synthetic']} kept synthetic rows.", "",
+             "| source | rows | share of the total weight |", "| --- | --- | --- |"]
+    for k, n in (("real", m["n_real"]), ("classic", m["n_classic"]),
+                 ("synthetic", m["n_synthetic"])):
+        lines.append(f"| {k} | {n} | {100 * mix['weight_fraction'][k]:.1f}% |")
+    if mix["select"] == "val":
+        lines += ["", f"Shares chosen on {mix['n_val']} validation rows (mean accuracy of "
+                      f"{', '.join(classifiers)}; the test split is never read here):", "",
+                  "| scale of the shares | validation accuracy |", "| --- | --- |"]
+        lines += [f"| {k} | {v:.3f} |" for k, v in mix["val_accuracy"].items()]
+        lines += ["", f"Chosen scale: **{mix['scale']:g}** (classic share "
+                      f"{mix['classic_share']:g}, synthetic share {mix['synthetic_share']:g})."]
+    else:
+        lines += ["", "Shares fixed in params.yaml (augment.select: fixed)."]
+    if not mix["helped_on_val"]:
+        lines += ["", "**No amount of added data helped on validation**: every added row "
+                      "weighs 0, the augmented set trains like the real rows alone, and the VAE "
+                      "is not promoted."]
+    lines += ["", "Train your own model with the `sample_weight` column as per-row weights "
+                  "(scikit-learn: `fit(X, y, sample_weight=w)`)."]
+    return "\n".join(lines) + "\n"

@@ -17,12 +17,17 @@ class TorchMLP:
         self.seed, self.hidden, self.epochs = seed, hidden, epochs
         self.lr, self.batch_size, self.weight_decay = lr, batch_size, weight_decay
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "TorchMLP":
-        from augflow.models.classifier import MLPClassifier, classification_loss
+    def fit(self, x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+            ) -> "TorchMLP":
+        import torch.nn.functional as F
+
+        from augflow.models.classifier import MLPClassifier
 
         self.classes_ = np.unique(y)
         yi = torch.from_numpy(np.searchsorted(self.classes_, y).astype(np.int64))
         xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        wt = torch.from_numpy((w / w.mean()).astype(np.float32))   # mean 1: the lr means the same
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
         self.model_ = MLPClassifier(x.shape[1], len(self.classes_), self.hidden)
@@ -32,7 +37,8 @@ class TorchMLP:
             order = torch.randperm(len(xt), generator=gen)
             for s in range(0, len(xt), self.batch_size):
                 idx = order[s:s + self.batch_size]
-                loss, _ = classification_loss(self.model_, xt[idx], yi[idx])
+                per_row = F.cross_entropy(self.model_(xt[idx]), yi[idx], reduction="none")
+                loss = (per_row * wt[idx]).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -42,6 +48,16 @@ class TorchMLP:
     def predict(self, x: np.ndarray) -> np.ndarray:
         p = self.model_.proba(torch.from_numpy(np.asarray(x, dtype=np.float32)))
         return self.classes_[p.argmax(1).numpy()]
+
+
+def fit_weighted(model, x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None):
+    """model.fit with per-row weights; in a scikit-learn pipeline they go to the final
+    estimator (the scaler is fitted on the rows unweighted)."""
+    if sample_weight is None:
+        return model.fit(x, y)
+    if hasattr(model, "steps"):
+        return model.fit(x, y, **{f"{model.steps[-1][0]}__sample_weight": sample_weight})
+    return model.fit(x, y, sample_weight=sample_weight)
 
 
 def make_classifier(name: str, seed: int):

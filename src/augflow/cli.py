@@ -43,7 +43,7 @@ def _filter(cfg: Config, p: Paths) -> dict:
 
 def _augment(cfg: Config, p: Paths) -> dict:
     from augflow.augment import run_augment
-    return run_augment(p)
+    return run_augment(cfg.augment, list(cfg.evaluate.classifiers), cfg.seed, p)
 
 
 def _evaluate(cfg: Config, p: Paths) -> dict:

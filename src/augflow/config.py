@@ -64,7 +64,7 @@ class DataConfig(_Strict):
 class VAEConfig(_Strict):
     latent_dim: int = Field(16, ge=1, le=1024)
     hidden_dims: tuple[int, ...] = (256, 128)
-    beta: float = Field(1.0, gt=0)
+    beta: float = Field(0.1, gt=0)
     lr: float = Field(1e-3, gt=0, le=1)
     batch_size: int = Field(64, ge=1)
     max_epochs: int = Field(300, ge=1)
@@ -75,13 +75,19 @@ class VAEConfig(_Strict):
     # auto: a convolutional CVAE for images of 28x28 and larger, else the MLP CVAE
     arch: Literal["auto", "mlp", "conv"] = "auto"
     conv_channels: tuple[int, ...] = (32, 64)
+    # Images: the VAE trains on the real rows plus this many shifted/rotated copies of each
+    # (the classic transforms), so it learns deformations 5 labels per class cannot show it.
+    # Tables have no such transform and ignore it.
+    train_copies: int = Field(10, ge=0, le=100)
 
 
 class GenerateConfig(_Strict):
     n_per_class: int = Field(200, ge=1)
-    temperature: float = Field(1.0, gt=0, le=5)
-    # prior: z ~ N(0, T^2 I); class_fit: a Gaussian per class fitted to train posterior means
-    latent: Literal["prior", "class_fit"] = "class_fit"
+    temperature: float = Field(2.0, gt=0, le=5)
+    # local: around each real train row (its posterior, scaled by temperature), added to the
+    #   real row as the decoder's change, so the row's detail survives;
+    # class_fit: z from a Gaussian per class fitted to train posterior means; prior: N(0, T^2 I)
+    latent: Literal["local", "class_fit", "prior"] = "local"
     # local | dask: one task per class on a local Dask cluster (Prefect's DaskTaskRunner)
     runner: Literal["local", "dask"] = "local"
     dask_workers: int = Field(2, ge=1, le=64)
@@ -129,6 +135,28 @@ class FilterConfig(_Strict):
     chunk_rows: int = Field(2048, ge=16)
 
 
+class AugmentConfig(_Strict):
+    """How much each source weighs in the augmented set, as a share of the real rows' weight:
+    with share s, a source's rows together weigh s x (number of real rows); each real row
+    weighs 1. `classic` (shifted/rotated real rows, images only) and `synthetic` (kept VAE
+    rows) are the defaults; select: val scales both by each of `scales` and keeps the scale
+    with the best mean validation accuracy of the evaluate classifiers, moving off 1 only for
+    a gain larger than one standard error of that accuracy. A chosen scale 0 means no amount
+    helped on validation: synthetic rows then weigh 0 and the VAE is not promoted."""
+
+    classic_share: float = Field(0.5, ge=0, le=10)
+    synthetic_share: float = Field(0.25, ge=0, le=10)
+    classic_per_class: int | None = Field(None, ge=0)   # None: as many as the kept synthetic rows
+    select: Literal["val", "fixed"] = "val"
+    scales: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+
+    @model_validator(mode="after")
+    def _scales_hold_one(self) -> "AugmentConfig":
+        if 1.0 not in self.scales or any(v < 0 for v in self.scales):
+            raise ValueError("scales must be non-negative and include 1.0 (the shares as set)")
+        return self
+
+
 class EvaluateConfig(_Strict):
     classifiers: tuple[Literal["logreg", "svm_rbf", "random_forest", "mlp"], ...] = ("logreg",)
     arms: tuple[Literal["real", "augmented", "unfiltered", "synthetic_only", "smote",
@@ -168,6 +196,7 @@ class Config(_Strict):
     generate: GenerateConfig = GenerateConfig()
     extractor: ExtractorConfig = ExtractorConfig()
     filter: FilterConfig = FilterConfig()
+    augment: AugmentConfig = AugmentConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     tracking: TrackingConfig = TrackingConfig()
 

@@ -11,9 +11,9 @@ import pandas as pd
 import torch
 
 from augflow.arms import arm_training_set
-from augflow.classifiers import make_classifier
+from augflow.classifiers import fit_weighted, make_classifier
 from augflow.config import EvaluateConfig, FilterConfig
-from augflow.augment import read_augmented
+from augflow.augment import added_weight_fraction, read_augmented
 from augflow.data.table import frame_xy, read_xy
 from augflow.io import read_json, write_bytes, write_json
 from augflow.paths import Paths
@@ -36,10 +36,10 @@ class _FitPredict:
 
     def __call__(self, job: FitJob) -> np.ndarray:
         torch.set_num_threads(1)   # also on a Dask worker: small fits, no thread oversubscription
-        x, y = arm_training_set(job.arm, self.data, self.image_shape, job.seed)
+        x, y, w = arm_training_set(job.arm, self.data, self.image_shape, job.seed)
         if len(np.unique(y)) < 2:
             return np.full(len(self.x_test), -1)
-        return make_classifier(job.classifier, job.seed).fit(x, y).predict(self.x_test)
+        return fit_weighted(make_classifier(job.classifier, job.seed), x, y, w).predict(self.x_test)
 
 
 def predictions(clf_name: str, arms: list[str], data: dict, x_test: np.ndarray,
@@ -62,12 +62,17 @@ def arm_data(paths: Paths, schema: dict) -> tuple[dict, np.ndarray, np.ndarray]:
     return data, xt, yt
 
 
-def promotion_decision(result: dict, cfg: EvaluateConfig) -> dict:
+def promotion_decision(result: dict, cfg: EvaluateConfig, added_weight: float = 1.0) -> dict:
+    """Promote when the gain's CI clears the threshold and the augment stage gave the added
+    rows weight (a zero weight means no amount helped on validation: nothing to promote)."""
     gain = result["classifiers"][cfg.promote_classifier]["gain"]["accuracy"]
-    ok = gain["ci_low"] > cfg.promote_min_gain
+    clears = gain["ci_low"] > cfg.promote_min_gain
+    ok = clears and added_weight > 0
     why = (f"accuracy gain of {cfg.promote_classifier}: {gain['mean']:+.4f} "
            f"(95% CI {gain['ci_low']:+.4f} to {gain['ci_high']:+.4f}); the CI's lower bound "
-           f"{'clears' if ok else 'does not clear'} the threshold {cfg.promote_min_gain:+.4f}")
+           f"{'clears' if clears else 'does not clear'} the threshold {cfg.promote_min_gain:+.4f}")
+    if added_weight <= 0:
+        why += "; no amount of added data helped on validation (added rows weigh 0)"
     return {"promote": bool(ok), "classifier": cfg.promote_classifier, "metric": "accuracy",
             "threshold": cfg.promote_min_gain, "reason": why}
 
@@ -96,7 +101,8 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
             table_rows.append({"classifier": clf, "arm": arm, **arm_ci[arm]["accuracy"]})
             recall_rows += [{"classifier": clf, "arm": arm, "class": m.rsplit("_", 1)[1], **v}
                             for m, v in arm_ci[arm].items() if m.startswith("recall_class_")]
-    result["promotion"] = promotion_decision(result, cfg)
+    result["added_weight_fraction"] = added_weight_fraction(paths.augmented)
+    result["promotion"] = promotion_decision(result, cfg, result["added_weight_fraction"])
     result["fidelity_vs_test"], per_class = fidelity_vs_test(paths, data, xt_s, yt, filter_cfg, seed)
     write_json(paths.fidelity_vs_test, per_class)
     write_json(paths.metrics("evaluate"), result)
@@ -140,9 +146,11 @@ def evaluate_report_md(result: dict) -> str:
         for arm, m in r["arms"].items():
             lines.append(f"| {arm} | {_ci(m['accuracy'])} | {_ci(m['macro_f1'])} |")
         g = r["gain"]["accuracy"]
-        verdict = ("augmentation helped" if g["ci_low"] > 0 else
+        verdict = ("nothing was added: no amount helped on validation"
+                   if result.get("added_weight_fraction", 1.0) <= 0 else
+                   ("augmentation helped" if g["ci_low"] > 0 else
                    "augmentation hurt" if g["ci_high"] < 0 else
-                   "no clear effect: the CI of the gain includes zero")
+                   "no clear effect: the CI of the gain includes zero"))
         lines += ["", f"Gain (augmented - real), paired: accuracy {_ci(g)}, macro-F1 "
                       f"{_ci(r['gain']['macro_f1'])}. **{verdict}.**", ""]
     p = result["promotion"]

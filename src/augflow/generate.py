@@ -1,5 +1,5 @@
-"""Stage generate: N samples per class from the VAE (latents from the prior or a per-class fit),
-with per-sample provenance."""
+"""Stage generate: N samples per class from the VAE, with per-sample provenance. Latents come
+from around each real train row (local, the default), a per-class fit, or the prior."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pandas as pd
 import torch
 
 from augflow.config import GenerateConfig
-from augflow.data.table import LABEL, make_table
+from augflow.data.table import LABEL, make_table, read_xy
 from augflow.errors import AugflowError
+from augflow.models.latent import local_variants
 from augflow.io import write_bytes, write_parquet
 from augflow.paths import Paths
 from augflow.preprocess import encoder_of
@@ -22,29 +23,48 @@ class _GenerateClass:
     """One class's samples: a picklable callable, so a Dask worker can run it as well as this
     process. Each class draws from its own generator, seeded by the class alone."""
 
-    def __init__(self, model, n_per_class: int, temperature: float, latents: dict | None):
+    def __init__(self, model, n_per_class: int, temperature: float, latents: dict | None,
+                 real: tuple[np.ndarray, np.ndarray] | None = None):
         self.model, self.n, self.temperature, self.latents = model, n_per_class, temperature, latents
+        self.real = real
 
     def __call__(self, job: ClassJob) -> np.ndarray:
         torch.set_num_threads(1)   # as the CLI: the same bytes on a Dask worker
         gen = torch.Generator().manual_seed(job.seed)
+        if self.real is not None:
+            x, y = (torch.from_numpy(a) for a in self.real)
+            parents = torch.from_numpy(parents_of(self.real[1], job.label, self.n))
+            return local_variants(self.model, x, y, parents, self.temperature, gen).numpy()
         y = torch.full((self.n,), job.label, dtype=torch.int64)
         return self.model.sample(y, self.temperature, gen, self.latents).numpy()
 
 
+def parents_of(y: np.ndarray, label: int, n: int) -> np.ndarray:
+    """The real rows a class's n local samples vary: its rows in turn, so each gets its share."""
+    rows = np.flatnonzero(y == label)
+    return rows[np.arange(n) % len(rows)] if len(rows) else np.zeros(0, np.int64)
+
+
 def generate_samples(model, classes: list[int], n_per_class: int, temperature: float,
                      seed: int, latents: dict | None = None, runner: str = "local",
-                     workers: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Model-space samples, their labels and the seed each class was drawn with. `latents`:
-    a per-class latent fit to draw from (generate.latent=class_fit); None draws from the prior.
+                     workers: int = 2, real: tuple[np.ndarray, np.ndarray] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Model-space samples, their labels, the seed each class was drawn with and the real row
+    each varies (-1 when none). `real`: the train rows to sample around (generate.latent=local);
+    else `latents`, a per-class latent fit (class_fit), or None for the prior.
     runner: local, or dask (one task per class on a local Dask cluster; the same bytes)."""
+    if real is not None:   # a class without train rows has nothing to vary
+        classes = [c for c in classes if (real[1] == c).any()]
     # one stream per class: a class regenerates alone, on any worker
     jobs = [ClassJob(int(c), seed * 1000 + int(c)) for c in classes]
-    xs = run_jobs(jobs, _GenerateClass(model, n_per_class, temperature, latents), runner,
+    xs = run_jobs(jobs, _GenerateClass(model, n_per_class, temperature, latents, real), runner,
                   workers, what="generate-class")
     ys = [np.full(n_per_class, j.label, dtype=np.int64) for j in jobs]
     seeds = [np.full(n_per_class, j.seed, dtype=np.int64) for j in jobs]
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(seeds)
+    parents = [parents_of(real[1], j.label, n_per_class) if real is not None
+               else np.full(n_per_class, -1, dtype=np.int64) for j in jobs]
+    return (np.concatenate(xs), np.concatenate(ys), np.concatenate(seeds),
+            np.concatenate(parents).astype(np.int64))
 
 
 def run_generate(cfg: GenerateConfig, seed: int, paths: Paths) -> dict:
@@ -57,9 +77,10 @@ def run_generate(cfg: GenerateConfig, seed: int, paths: Paths) -> dict:
                            "generate.latent=class_fit); rerun the train stage",
                            file=str(paths.checkpoint), field="generate.latent", rule="class_fit")
     model_version = hashlib.sha256(paths.checkpoint.read_bytes()).hexdigest()[:12]
-    u, y, seeds = generate_samples(model, schema["classes"], cfg.n_per_class, cfg.temperature,
-                                   seed, latents if cfg.latent == "class_fit" else None,
-                                   cfg.runner, cfg.dask_workers)
+    real = read_xy(paths.split("train"), schema) if cfg.latent == "local" else None
+    u, y, seeds, parents = generate_samples(
+        model, schema["classes"], cfg.n_per_class, cfg.temperature, seed,
+        latents if cfg.latent == "class_fit" else None, cfg.runner, cfg.dask_workers, real)
     # Back to the user's columns and units: valid categories, numbers inside the fitted ranges.
     encoder = encoder_of(schema)
     df = make_table(encoder.inverse(u), y)
@@ -69,6 +90,7 @@ def run_generate(cfg: GenerateConfig, seed: int, paths: Paths) -> dict:
     df["gen_model"] = model_version
     df["gen_seed"] = seeds
     df["gen_index"] = within.astype(np.int64)
+    df["gen_parent"] = parents   # row of train.parquet the sample varies; -1: drawn from a fit
     write_parquet(paths.samples, df)
     if schema.get("image_shape"):
         x = df[schema["features"]].to_numpy(np.float32)

@@ -20,7 +20,8 @@ from augflow.stats import arm_and_gain_cis
 log = logging.getLogger("augflow.lowdata")
 
 
-def _chain(cfg: Config, paths: Paths, subset_seed: int) -> None:
+def _chain(cfg: Config, paths: Paths, subset_seed: int) -> dict:
+    """Every stage up to augment on a fresh labelled subset; returns augment's metrics."""
     from augflow.augment import run_augment
     from augflow.filter_stage import run_filter
     from augflow.generate import run_generate
@@ -31,7 +32,7 @@ def _chain(cfg: Config, paths: Paths, subset_seed: int) -> None:
     run_train(cfg.vae, cfg.seed, paths)
     run_generate(cfg.generate, cfg.seed, paths)
     run_filter(cfg.filter, cfg.extractor, cfg.seed, paths)
-    run_augment(paths)
+    return run_augment(cfg.augment, list(cfg.evaluate.classifiers), cfg.seed, paths)
 
 
 def _arm_data(paths: Paths) -> tuple[dict, np.ndarray, np.ndarray, tuple | None]:
@@ -48,17 +49,20 @@ def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: in
     from augflow.evaluate import predictions
     from augflow.plots import lowdata_png
 
-    result: dict = {"levels": [], "n_draws": n_draws, "n_seeds": n_seeds, "classifiers": {}}
+    result: dict = {"levels": [], "n_draws": n_draws, "n_seeds": n_seeds, "classifiers": {},
+                    "mix_scale": {}}
     for level in levels:
         data_cfg = cfg.data.model_copy(update={"labels_per_class": level})
         level_cfg = cfg.model_copy(update={"data": data_cfg})
         preds: dict[str, dict[str, list]] = {c: {a: [] for a in arms} for c in classifiers}
         y_test = None
+        scales = []
         for d in range(n_draws):
             log.info("labels_per_class=%s draw %d/%d", level, d + 1, n_draws)
             with tempfile.TemporaryDirectory(prefix="augflow-lowdata-") as tmp:
                 paths = Paths(Path(tmp))
-                _chain(level_cfg, paths, subset_seed=1000 * (d + 1) + cfg.seed)
+                mix = _chain(level_cfg, paths, subset_seed=1000 * (d + 1) + cfg.seed)["mix"]
+                scales.append(mix["scale"])
                 data, x_test, y_test, shape = _arm_data(paths)
                 for clf in classifiers:
                     p = predictions(clf, arms, data, x_test, shape, n_seeds, cfg.seed + 17 * d)
@@ -66,6 +70,7 @@ def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: in
                         preds[clf][a].append(p[a])
         key = "all" if level is None else str(level)
         result["levels"].append(key)
+        result["mix_scale"][key] = scales
         classes = np.unique(y_test)
         for clf in classifiers:
             stacked = {a: np.vstack(v) for a, v in preds[clf].items()}
@@ -84,7 +89,10 @@ def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: in
 def lowdata_markdown(result: dict) -> str:
     lines = [f"Accuracy on the untouched digits test split; {result['n_draws']} draws of the "
              f"labelled subset x {result['n_seeds']} classifier seeds per level; mean and 95% "
-             "bootstrap CI. Gain = augmented - real (paired).", ""]
+             "bootstrap CI. Gain = augmented - real (paired). The augmented arm is weighted "
+             "(augment.*); the scale of its shares chosen on validation, per draw: " +
+             "; ".join(f"{k}/class: {', '.join(f'{v:g}' for v in s)}"
+                       for k, s in result.get("mix_scale", {}).items()) + ".", ""]
     for clf, per_level in result["classifiers"].items():
         arms = list(next(iter(per_level.values()))["arms"])
         lines += [f"**{clf}**", "", "| labels/class | " + " | ".join(arms) + " | gain |",

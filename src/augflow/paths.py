@@ -47,6 +47,8 @@ class Paths:
     @property
     def augmented(self) -> Path: return self._p("data/augmented/train.parquet")
     @property
+    def augment_report(self) -> Path: return self._p("data/reports/augment.md")
+    @property
     def evaluate_report(self) -> Path: return self._p("data/reports/evaluate.md")
     @property
     def evaluate_arms_csv(self) -> Path: return self._p("plots/evaluate_arms.csv")

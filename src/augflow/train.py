@@ -96,9 +96,22 @@ def _load_resume(path, fingerprint: str) -> dict | None:
     return state if state.get("fingerprint") == fingerprint else None
 
 
+def with_classic_copies(x: np.ndarray, y: np.ndarray, copies: int, image_shape,
+                        seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images: the real rows plus `copies` shifted/rotated copies of each, what the VAE trains
+    on. Tables (no image shape) or copies=0: the real rows as they are."""
+    if not image_shape or copies == 0 or len(x) == 0:
+        return x, y
+    from augflow.arms import classic_rows
+
+    extra = {int(c): copies * int((y == c).sum()) for c in np.unique(y)}
+    return classic_rows(x, y, extra, tuple(image_shape), seed)
+
+
 def run_train(cfg: VAEConfig, seed: int, paths: Paths) -> dict:
     schema = read_json(paths.schema)
-    x, y = read_xy(paths.split("train"), schema)
+    x_real, y_real = read_xy(paths.split("train"), schema)
+    x, y = with_classic_copies(x_real, y_real, cfg.train_copies, schema.get("image_shape"), seed)
     xv, yv = read_xy(paths.split("val"), schema)
     fingerprint = _fingerprint(cfg, seed, x, y, xv, yv)
     resume = _load_resume(paths.train_resume, fingerprint)
@@ -114,13 +127,14 @@ def run_train(cfg: VAEConfig, seed: int, paths: Paths) -> dict:
     except DivergedError as err:
         raise AugflowError(f"{err}; gave up after {cfg.divergence_retries} retries with a "
                            f"lower learning rate", field="vae.lr", rule="finite loss") from None
-    latents = fit_class_latents(model, torch.from_numpy(x), torch.from_numpy(y),
+    latents = fit_class_latents(model, torch.from_numpy(x_real), torch.from_numpy(y_real),
                                 len(schema["classes"]))
     save_checkpoint(paths.checkpoint, model, schema, latents)
     paths.train_resume.unlink(missing_ok=True)
     curve = pd.DataFrame(result.history)
     write_bytes(paths.train_curve, curve.to_csv(index=False, float_format="%.6f").encode())
-    return {"arch": model.hparams().get("arch", "mlp"), "best_epoch": result.best_epoch,
+    return {"arch": model.hparams().get("arch", "mlp"), "n_train_rows": int(len(x)),
+            "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run, "lr_used": lr, "resumed": resume is not None,
             "best_val_loss": result.best_val_loss,
             "final_val_recon": result.history[result.best_epoch - 1]["val_recon"],

@@ -44,7 +44,7 @@ def read_table_file(path: Path, fmt: str, label_column: str,
     features = [c for c in df.columns if c != label_column]
     if not features:
         raise AugflowError("no feature columns besides the label", file=file, rule="features")
-    clash = [c for c in features if c == LABEL or c in PROVENANCE or c == "origin"]
+    clash = [c for c in features if c == LABEL or c in PROVENANCE or c in ("origin", "sample_weight")]
     if clash:
         raise AugflowError(f"column name {clash[0]!r} is reserved for augflow's own columns; "
                            "rename it", file=file, field=clash[0], rule="reserved name")

@@ -11,7 +11,7 @@ from augflow.errors import AugflowError
 LABEL = "label"
 SAMPLE_ID = "sample_id"
 # Columns a synthetic table may carry besides features and label.
-PROVENANCE = ("sample_id", "generator", "gen_model", "gen_seed", "gen_index")
+PROVENANCE = ("sample_id", "generator", "gen_model", "gen_seed", "gen_index", "gen_parent")
 
 
 def feature_columns(df: pd.DataFrame) -> list[str]:

@@ -41,3 +41,20 @@ def draw_latents(y: torch.Tensor, latent_dim: int, temperature: float,
     if fit is None:
         return eps
     return fit["mean"][y] + torch.einsum("nij,nj->ni", fit["chol"][y], eps)
+
+
+@torch.no_grad()
+def local_variants(model, x: torch.Tensor, y: torch.Tensor, parents: torch.Tensor,
+                   scale: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Variants of real rows x[parents]: z = mu(x) + scale * sigma(x) * eps, returned as
+    x + decode(z) - decode(mu(x)), the real row plus the decoder's change.
+
+    Why the residual form: at a few labels per class the decoder's output is a blurred version
+    of its input (on digits at 5/class, adding the plain reconstructions of each real row cost
+    the RBF SVM 5 points of test accuracy); adding only the decoder's change keeps the detail of
+    the real row and moves it along directions the VAE learned for its class."""
+    xp, yp = x[parents], y[parents]
+    mu, logvar = model.encode(xp, yp)
+    eps = torch.randn(mu.shape, generator=generator)
+    moved = model.decode(mu + scale * torch.exp(0.5 * logvar) * eps, yp)
+    return (xp + moved - model.decode(mu, yp)).clamp(0.0, 1.0)
