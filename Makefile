@@ -8,15 +8,25 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 PREFECT_PORT ?= 4200
 MLFLOW_PORT ?= 5000
 
-.PHONY: install run test ui serve
+.PHONY: install run test ui serve lock
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# requirements.lock pins every transitive dependency (made by `make lock`); pyproject.toml
+# holds the direct pins. Installing under the lock as constraints gives the same tree every day.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --upgrade pip==26.3
+	$(PY) -m pip install --quiet -c requirements.lock -e ".[dev]"
 	touch $@
+
+lock:  ## re-resolve pyproject.toml in a scratch venv and write requirements.lock
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip==26.3
+	.lock-venv/bin/pip install --quiet -e ".[dev]"
+	{ sed -n '1,3p' requirements.lock; .lock-venv/bin/pip freeze --exclude-editable | \
+	  grep -v '^-e' | sed 's/+cpu$$//'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
 
 run: install  ## the whole pipeline on the default (digits), through the Prefect flow
 	$(PY) flows/pipeline.py

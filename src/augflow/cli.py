@@ -99,7 +99,7 @@ def _lowdata(args) -> int:
     if "real" not in arms or "augmented" not in arms:
         raise AugflowError("--arms must include real and augmented", field="--arms", rule="required arms")
     result = run_lowdata(load_config(args.params), levels, args.draws, args.seeds, classifiers,
-                         arms, Path(args.root) / args.out)
+                         arms, Path(args.root) / args.out, Path(args.root))
     print((Path(args.root) / args.out / "lowdata.md").read_text())
     return 0
 

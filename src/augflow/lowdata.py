@@ -45,7 +45,9 @@ def _arm_data(paths: Paths) -> tuple[dict, np.ndarray, np.ndarray, tuple | None]
 
 
 def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: int,
-                classifiers: list[str], arms: list[str], out_dir: Path) -> dict:
+                classifiers: list[str], arms: list[str], out_dir: Path,
+                source_root: Path = Path(".")) -> dict:
+    """source_root: the workspace whose data/raw/ holds the user's files (file sources)."""
     from augflow.evaluate import predictions
     from augflow.plots import lowdata_png
 
@@ -61,6 +63,10 @@ def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: in
             log.info("labels_per_class=%s draw %d/%d", level, d + 1, n_draws)
             with tempfile.TemporaryDirectory(prefix="augflow-lowdata-") as tmp:
                 paths = Paths(Path(tmp))
+                # each draw works in its own temp workspace, reading the user's files in place
+                (paths.root / "data").mkdir()
+                (paths.root / "data" / "raw").symlink_to((source_root / "data" / "raw").resolve(),
+                                                         target_is_directory=True)
                 mix = _chain(level_cfg, paths, subset_seed=1000 * (d + 1) + cfg.seed)["mix"]
                 scales.append(mix["scale"])
                 data, x_test, y_test, shape = _arm_data(paths)
@@ -87,7 +93,7 @@ def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: in
 
 
 def lowdata_markdown(result: dict) -> str:
-    lines = [f"Accuracy on the untouched digits test split; {result['n_draws']} draws of the "
+    lines = [f"Accuracy on the untouched test split; {result['n_draws']} draws of the "
              f"labelled subset x {result['n_seeds']} classifier seeds per level; mean and 95% "
              "bootstrap CI. Gain = augmented - real (paired). The augmented arm is weighted "
              "(augment.*); the scale of its shares chosen on validation, per draw: " +

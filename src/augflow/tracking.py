@@ -199,6 +199,14 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
             mlflow.log_input(ds, context="evaluation" if split == "test" else "training")
         mlflow.log_metrics(flatten({k: evaluation["classifiers"][k]["gain"]
                                     for k in evaluation["classifiers"]}, "gain."))
+        if paths.metrics("augment").is_file():   # the mix decision, on the parent too
+            mix = read_json(paths.metrics("augment"))["mix"]
+            mlflow.log_metrics({"mix.scale": mix["scale"], "mix.classic_share": mix["classic_share"],
+                                "mix.synthetic_share": mix["synthetic_share"],
+                                "mix.helped_on_val": float(mix["helped_on_val"])})
+            mlflow.set_tag("mix", f"scale {mix['scale']:g} chosen by {mix['select']}; classic "
+                                  f"share {mix['classic_share']:g}, synthetic share "
+                                  f"{mix['synthetic_share']:g}")
         curve = pd.read_csv(paths.train_curve)
         mlflow.log_image(_png_image(loss_curve_png(curve)), "figures/loss_curve.png")
         model, _, _ = load_checkpoint(paths.checkpoint)
@@ -248,6 +256,7 @@ def _log_stage_artifacts(mlflow, stage: str, paths: Paths) -> None:
         "train": [paths.train_curve],
         "generate": [paths.sample_grid],
         "filter": [paths.filter_report, paths.filter_hist, paths.filter_fidelity],
+        "augment": [paths.augment_report],
         "evaluate": [paths.evaluate_report, paths.evaluate_plot, paths.evaluate_arms_csv,
                      paths.per_class_recall_csv, paths.fidelity_vs_test],
     }.get(stage, [])

@@ -1,0 +1,158 @@
+"""The augmented set's mix: weights, the choice on validation, local variants, and that none of
+it reads the test split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from augflow.config import AugmentConfig, config_from_dict
+from augflow.paths import Paths
+from conftest import TINY
+
+CFG = config_from_dict(TINY)
+
+
+def test_mix_weights_give_each_source_its_share_and_sum_to_the_real_rows():
+    from augflow.augment import mix_weights
+
+    kinds = np.array(["real"] * 10 + ["classic"] * 40 + ["synthetic"] * 25, dtype=object)
+    w = mix_weights(kinds, {"classic": 0.5, "synthetic": 0.25})
+    assert w.sum() == pytest.approx(10)
+    real = w[kinds == "real"].sum()
+    assert w[kinds == "classic"].sum() / real == pytest.approx(0.5)
+    assert w[kinds == "synthetic"].sum() / real == pytest.approx(0.25)
+    assert np.allclose(w[kinds == "classic"], w[kinds == "classic"][0])
+    zero = mix_weights(kinds, {"classic": 0.0, "synthetic": 0.0})
+    assert (zero[kinds != "real"] == 0).all() and zero.sum() == pytest.approx(10)
+
+
+def test_choose_scale_moves_off_the_configured_shares_only_beyond_noise():
+    from augflow.augment import choose_scale
+
+    # 20 validation rows at 0.85: one standard error is 0.08
+    assert choose_scale({0.0: 0.90, 0.5: 0.85, 1.0: 0.85, 2.0: 0.80}, 20) == 1.0
+    assert choose_scale({0.0: 0.95, 0.5: 0.85, 1.0: 0.70, 2.0: 0.60}, 20) == 0.0
+    assert choose_scale({0.0: 0.70, 0.5: 0.80, 1.0: 0.80, 2.0: 0.99}, 200) == 2.0
+
+
+def test_augment_config_needs_scale_one():
+    with pytest.raises(ValueError):
+        AugmentConfig(scales=(0.0, 0.5))
+
+
+def test_local_variants_at_scale_zero_are_the_real_rows():
+    """x + decode(mu) - decode(mu): a variant with no latent move is its parent, exactly."""
+    from augflow.models.cvae import CVAE
+    from augflow.models.latent import local_variants
+
+    torch.manual_seed(0)
+    model = CVAE(12, 3, latent_dim=4, hidden_dims=(16,)).eval()
+    x, y = torch.rand(9, 12), torch.arange(9) % 3
+    parents = torch.tensor([0, 4, 4, 8])
+    same = local_variants(model, x, y, parents, 0.0)
+    assert torch.allclose(same, x[parents], atol=1e-6)
+    moved = local_variants(model, x, y, parents, 2.0, torch.Generator().manual_seed(1))
+    assert not torch.allclose(moved, x[parents], atol=1e-4)
+    assert moved.min() >= 0 and moved.max() <= 1
+
+
+def test_fit_weighted_zero_weight_rows_do_not_count():
+    from augflow.classifiers import fit_weighted, make_classifier
+
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(0, 1, (40, 5)), rng.normal(3, 1, (40, 5))]).astype(np.float32)
+    y = np.repeat([0, 1], 40)
+    flipped = np.concatenate([y, 1 - y])            # every row again, with the wrong label
+    xx = np.vstack([x, x])
+    ignore = np.concatenate([np.ones(80), np.zeros(80)])
+    for name in ("logreg", "svm_rbf", "random_forest", "mlp"):
+        model = fit_weighted(make_classifier(name, 0), xx, flipped, ignore)
+        assert (model.predict(x) == y).mean() > 0.95, name
+        # unweighted the flipped copies cancel the real rows: far from that accuracy
+        plain = fit_weighted(make_classifier(name, 0), xx, flipped, None)
+        assert (plain.predict(x) == y).mean() < 0.9 or name == "random_forest", name
+
+
+@pytest.fixture(scope="module")
+def filtered(tmp_path_factory) -> Paths:
+    """A tiny digits workspace run to filter, with the test split deleted after prepare."""
+    from augflow.filter_stage import run_filter
+    from augflow.generate import run_generate
+    from augflow.prepare import run_prepare
+    from augflow.train import run_train
+
+    paths = Paths(tmp_path_factory.mktemp("mix"))
+    cfg = CFG.model_copy(update={"data": CFG.data.model_copy(update={"labels_per_class": 10})})
+    run_prepare(cfg.data, cfg.seed, paths)
+    paths.split("test").unlink()
+    run_train(cfg.vae.model_copy(update={"train_copies": 2}), cfg.seed, paths)
+    run_generate(cfg.generate, cfg.seed, paths)
+    run_filter(cfg.filter, cfg.extractor, cfg.seed, paths)
+    return paths
+
+
+def test_augment_writes_weighted_rows_in_the_users_format_without_the_test_split(filtered):
+    from augflow.augment import read_augmented, run_augment
+
+    paths = filtered
+    assert not paths.split("test").exists()
+    m = run_augment(AugmentConfig(), ["logreg"], 0, paths)
+    df = pd.read_parquet(paths.augmented)
+    assert {"label", "origin", "sample_weight"} <= set(df.columns)
+    assert (df["origin"] == "real").sum() == m["n_real"] == 100
+    classic = df["origin"].str.startswith("classic:")
+    assert classic.sum() == m["n_classic"] > 0
+    assert m["n_synthetic"] == len(pd.read_parquet(paths.kept))
+    assert df["sample_weight"].sum() == pytest.approx(m["n_real"])
+    mix = m["mix"]
+    assert mix["select"] == "val" and set(mix["val_accuracy"]) == {"0", "0.5", "1", "2"}
+    assert mix["n_val"] == 50 and mix["scale"] in (0.0, 0.5, 1.0, 2.0)
+    assert "validation rows" in paths.augment_report.read_text()
+    x, y, w = read_augmented(paths.augmented, __import__("json").loads(paths.schema.read_text()))
+    assert len(x) == len(y) == len(w) == len(df)
+    # classic rows name the real row they shift; it has the same class
+    parent = df.loc[classic, "origin"].str.split(":").str[1].astype(int).to_numpy()
+    train = pd.read_parquet(paths.split("train"))
+    assert (train["label"].to_numpy()[parent] == df.loc[classic, "label"].to_numpy()).all()
+
+
+def test_no_amount_helps_gives_added_rows_weight_zero_and_says_so(filtered):
+    """Kept rows that are real rows with a wrong label: validation says no amount helps."""
+    from augflow.augment import added_weight_fraction, run_augment
+    from augflow.evaluate import promotion_decision
+
+    paths = filtered
+    kept = pd.read_parquet(paths.kept)
+    train = pd.read_parquet(paths.split("train"))
+    bad = train.copy()
+    bad["label"] = (bad["label"] + 1) % 10
+    bad["sample_id"] = [f"bad-{i}" for i in range(len(bad))]
+    pd.concat([bad] * 3, ignore_index=True).to_parquet(paths.kept, index=False)
+    try:
+        cfg = AugmentConfig(classic_share=0.0, synthetic_share=1.0)
+        m = run_augment(cfg, ["logreg", "svm_rbf"], 0, paths)
+    finally:
+        kept.to_parquet(paths.kept, index=False)
+    assert m["mix"]["scale"] == 0.0 and not m["mix"]["helped_on_val"]
+    assert m["mix"]["val_accuracy"]["0"] > m["mix"]["val_accuracy"]["1"]
+    assert "No amount of added data helped on validation" in paths.augment_report.read_text()
+    assert added_weight_fraction(paths.augmented) == 0.0
+    evaluation = {"classifiers": {"logreg": {"gain": {"accuracy": {
+        "mean": 0.05, "ci_low": 0.02, "ci_high": 0.08}}}}}
+    decision = promotion_decision(evaluation, CFG.evaluate, added_weight=0.0)
+    assert not decision["promote"] and "no amount" in decision["reason"]
+    assert promotion_decision(evaluation, CFG.evaluate, added_weight=0.3)["promote"]
+
+
+def test_local_samples_name_a_real_parent_of_their_class(filtered):
+    samples = pd.read_parquet(filtered.samples)
+    train = pd.read_parquet(filtered.split("train"))
+    parent = samples["gen_parent"].to_numpy()
+    assert (parent >= 0).all()
+    assert (train["label"].to_numpy()[parent] == samples["label"].to_numpy()).all()
+    # every real row of a class is varied about equally often
+    counts = np.bincount(parent, minlength=len(train))
+    assert counts.max() - counts.min() <= 1
