@@ -38,9 +38,11 @@ ui: install  ## the MLflow UI over the local store, on http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 # A local Prefect server (UI + scheduler) on 127.0.0.1, and the deployment served against it:
-# nightly at 02:00 UTC by default; CRON="*/30 * * * *" make serve to change it.
+# nightly at 02:00 UTC by default; CRON="*/30 * * * *" make serve to change it. The UI is told
+# its own API's URL, so `make serve PREFECT_PORT=4255` shows that server, not one on 4200.
 CRON ?= 0 2 * * *
 serve: install
+	PREFECT_SERVER_UI_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api \
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) & \
 	server=$$!; trap "kill $$server" EXIT INT TERM; \
 	until curl -sf http://127.0.0.1:$(PREFECT_PORT)/api/health >/dev/null; do sleep 1; done; \

@@ -101,6 +101,12 @@ def run_stage(stage: str, root: str, force: bool = False) -> dict:
 def summary_markdown(results: list[dict]) -> str:
     lines = ["# augflow pipeline run", "", "| stage | status |", "| --- | --- |"]
     lines += [f"| {r['stage']} | {'up to date' if r['skipped'] else 'ran'} |" for r in results]
+    mix = next((r["metrics"].get("mix") for r in results if r["stage"] == "augment"), None)
+    if mix:
+        lines += ["", f"Mix (chosen by {mix['select']}): scale {mix['scale']:g}, classic share "
+                      f"{mix['classic_share']:g}, synthetic share {mix['synthetic_share']:g}"
+                      + ("" if mix["helped_on_val"] else
+                         "; no amount of added data helped on validation")]
     ev = next((r["metrics"] for r in results if r["stage"] == "evaluate"), {})
     if ev.get("classifiers"):
         lines += ["", "| classifier | real acc | augmented acc | gain [95% CI] |",
@@ -122,21 +128,29 @@ def augflow_pipeline(root: str = ".", force: bool = False, wait_for_lock_s: floa
         results = [run_stage(stage, root, force) for stage in STAGES]
     create_markdown_artifact(summary_markdown(results), key="augflow-run-summary",
                              description="stages run and the evaluation's verdict")
-    reports = {"augflow-filter-report": Path(root) / "data/filtered/report.md",
-               "augflow-evaluation-report": Path(root) / "data/reports/evaluate.md"}
-    for key, path in reports.items():
+    reports = {
+        "augflow-filter-report": (Path(root) / "data/filtered/report.md",
+                                  "what the per-sample filter kept and rejected, and why"),
+        "augflow-augment-report": (Path(root) / "data/reports/augment.md",
+                                   "the mix: rows and weight per source, chosen on validation"),
+        "augflow-evaluation-report": (Path(root) / "data/reports/evaluate.md",
+                                      "test accuracy per arm, the gain's CI, promotion"),
+    }
+    for key, (path, description) in reports.items():
         if path.is_file():
-            create_markdown_artifact(path.read_text(), key=key)
+            create_markdown_artifact(path.read_text(), key=key, description=description)
     validation = Path(root) / "data/reports/validation.json"
     if validation.is_file():
         checks = json.loads(validation.read_text())["checks"]
         create_table_artifact([{"check": name, "expectations": c["evaluated"],
                                 "failed": len(c["failed"]), "success": c["success"]}
-                               for name, c in checks.items()], key="augflow-validation-summary")
+                               for name, c in checks.items()], key="augflow-validation-summary",
+                              description="Great Expectations checks on the splits")
     filt = next(r["metrics"] for r in results if r["stage"] == "filter")
     if filt.get("rejected"):
         create_table_artifact([{"criterion": k, "rejected": v} for k, v in filt["rejected"].items()],
-                              key="augflow-filter-rejections")
+                              key="augflow-filter-rejections",
+                              description="synthetic samples rejected, by first failing criterion")
     return results
 
 

@@ -32,10 +32,15 @@ def test_mix_weights_give_each_source_its_share_and_sum_to_the_real_rows():
 def test_choose_scale_moves_off_the_configured_shares_only_beyond_noise():
     from augflow.augment import choose_scale
 
-    # 20 validation rows at 0.85: one standard error is 0.08
-    assert choose_scale({0.0: 0.90, 0.5: 0.85, 1.0: 0.85, 2.0: 0.80}, 20) == 1.0
-    assert choose_scale({0.0: 0.95, 0.5: 0.85, 1.0: 0.70, 2.0: 0.60}, 20) == 0.0
-    assert choose_scale({0.0: 0.70, 0.5: 0.80, 1.0: 0.80, 2.0: 0.99}, 200) == 2.0
+    rng = np.random.default_rng(0)
+    base = (rng.uniform(size=40) < 0.8).astype(float)
+    one_more = base.copy()
+    one_more[np.flatnonzero(base == 0)[0]] = 1.0          # one row better: within noise
+    assert choose_scale({0.0: one_more, 1.0: base, 2.0: base}) == 1.0
+    much_better = np.ones(40)                             # every miss fixed: beyond noise
+    assert choose_scale({0.0: base, 1.0: base, 2.0: much_better}) == 2.0
+    worse = base * (rng.uniform(size=40) < 0.5)
+    assert choose_scale({0.0: base, 0.5: base, 1.0: worse}) == 0.0   # ties: the smaller scale
 
 
 def test_augment_config_needs_scale_one():

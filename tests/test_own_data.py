@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -291,3 +292,48 @@ def test_npz_with_pickled_objects_is_refused(tmp_path):
     np.savez(ws / "data/raw/x.npz", X=np.array([{"a": 1}] * 10, dtype=object),
              y=np.arange(10))
     _fails_cleanly(ws, "data/raw/x.npz", "cannot read as npz", "no pickled objects")
+
+
+def test_csv_duplicate_column_names_are_refused(csv_ws):
+    path = csv_ws / "data/raw/wine.csv"
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    header[3] = "alcohol"                       # a second column named alcohol
+    path.write_text("\n".join([",".join(header)] + lines[1:]) + "\n")
+    _fails_cleanly(csv_ws, "data/raw/wine.csv", "'alcohol' appears twice", "column 4",
+                   "rule: unique column names")
+
+
+def test_same_row_under_two_classes_is_refused_naming_both(csv_ws):
+    def clash(d):
+        copy = d.iloc[[0]].copy()
+        copy[WINE_LABEL] = "barbera" if d[WINE_LABEL].iloc[0] != "barbera" else "barolo"
+        return pd.concat([d, copy], ignore_index=True)
+    _edit_csv(csv_ws, clash)
+    err = _fails_cleanly(csv_ws, "data/raw/wine.csv", "repeats data row 1 (line 2)",
+                         "rule: one class per distinct row")
+    assert "barbera" in err and WINE_LABEL in err
+
+
+def test_image_copied_into_another_class_folder_is_refused_naming_both_files(png_ws):
+    ws, written = png_ws
+    shutil.copy(written[0][0], ws / "data/raw/digits28/digit_1/copy_of_a_zero.png")
+    err = _fails_cleanly(ws, "copy_of_a_zero.png", str(written[0][0].name),
+                         "rule: one class per distinct row")
+    assert "digit_0" in err and "digit_1" in err
+
+
+def test_invalid_yaml_is_one_line_naming_line_and_column(csv_ws):
+    params = csv_ws / "params.yaml"
+    params.write_text(params.read_text().replace("seed: 0", "seed: [0", 1))
+    err = _fails_cleanly(csv_ws, "params.yaml", "not valid YAML at line", "rule: yaml")
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+
+
+def test_corrupt_extractor_is_a_clear_error(wine_ws, tmp_path):
+    ws = tmp_path / "ws"
+    shutil.copytree(wine_ws, ws, symlinks=True)
+    path = ws / "data/filtered/extractor.pt"
+    path.write_bytes(path.read_bytes()[:200])
+    _fails_cleanly(ws, "data/filtered/extractor.pt", "cannot load feature extractor",
+                   "rule: readable", stage="evaluate")

@@ -43,7 +43,16 @@ def test_flow_run_produces_every_output(pipeline_ws):
     kept = pd.read_parquet(ws / "data/filtered/kept.parquet")
     augmented = pd.read_parquet(ws / "data/augmented/train.parquet")
     assert len(kept) == scores["kept"].sum()
-    assert len(augmented) == len(train) + len(kept)
+    # real rows, classic (shifted/rotated) rows as many as kept per class, the kept rows
+    origin = augmented["origin"].astype(str)
+    assert (origin == "real").sum() == len(train)
+    assert origin.str.startswith("classic:").sum() == len(kept)
+    assert set(origin[~origin.str.startswith("classic:") & (origin != "real")]) == set(kept["sample_id"])
+    assert augmented["sample_weight"].sum() == pytest.approx(len(train))
+    assert (samples["gen_parent"] >= 0).all()                  # local: each varies a real row
+    mix = json.loads((ws / "metrics/augment.json").read_text())["mix"]
+    assert mix["select"] == "val" and "1" in mix["val_accuracy"]
+    assert (ws / "data/reports/augment.md").is_file()
     ev = json.loads((ws / "metrics/evaluate.json").read_text())
     assert ev["n_seeds"] == 2
     for clf in ("logreg", "random_forest"):
@@ -81,6 +90,17 @@ def test_mlflow_holds_the_run_with_figures_and_a_loadable_model(pipeline_ws):
     assert "prefect_flow_run_id" in parent.data.tags
     assert parent.data.params["vae.beta"] == "0.1"
     assert any(k.startswith("gain.logreg.accuracy") for k in parent.data.metrics)
+    assert "mix.scale" in parent.data.metrics and "mix" in parent.data.tags
+    assert not any(k.startswith("dvc.deps.") for k in parent.data.tags)   # one artifact instead
+    hashes = client.download_artifacts(parent.info.run_id, "dvc/hashes.json")
+    assert "dvc.outs.data/augmented/train.parquet" in json.loads(open(hashes).read())
+    train_run = next(r for r in runs if r.info.run_name == "train")
+    history = client.get_metric_history(train_run.info.run_id, "curve.val_loss")
+    epochs = json.loads((ws / "metrics/train.json").read_text())["epochs_run"]
+    assert [m.step for m in history] == list(range(1, epochs + 1))
+    aug_run = next(r for r in runs if r.info.run_name == "augment")
+    assert "mix.synthetic_share" in aug_run.data.metrics
+    assert "reports/augment.md" in {f.path for f in client.list_artifacts(aug_run.info.run_id, "reports")}
     figures = {f.path for f in client.list_artifacts(parent.info.run_id, "figures")}
     assert "figures/loss_curve.png" in figures
     gen_run = next(r for r in runs if r.info.run_name == "generate")
@@ -91,6 +111,7 @@ def test_mlflow_holds_the_run_with_figures_and_a_loadable_model(pipeline_ws):
     x = model.sample(torch.arange(10), generator=torch.Generator().manual_seed(0))
     assert x.shape == (10, 64) and float(x.min()) >= 0 and float(x.max()) <= 1
     assert version.tags["promotion"]
+    assert "promoted" in version.description.lower() and "CI" in version.description
     sig = mlflow.models.get_model_info(f"models:/augflow-cvae/{version.version}").signature
     assert [i.name for i in sig.inputs.inputs] == ["x", "y"]
 
@@ -103,10 +124,13 @@ def test_prefect_recorded_the_run_and_its_report_artifacts(pipeline_ws):
         runs = client.read_flow_runs()
         assert any(r.state.is_completed() for r in runs)
         keys = ["augflow-run-summary", "augflow-filter-report", "augflow-evaluation-report",
-                "augflow-validation-summary", "augflow-filter-rejections"]
+                "augflow-validation-summary", "augflow-filter-rejections",
+                "augflow-augment-report"]
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
     by_key = {a.key: a for a in arts}
     assert set(keys) <= set(by_key)
     assert "Kept **" in by_key["augflow-filter-report"].data
     assert "Gain (augmented - real)" in by_key["augflow-evaluation-report"].data
     assert "| evaluate | ran |" in by_key["augflow-run-summary"].data
+    assert "Mix (chosen by val)" in by_key["augflow-run-summary"].data
+    assert all(a.description for a in arts), [a.key for a in arts if not a.description]

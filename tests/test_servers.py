@@ -86,9 +86,11 @@ def test_mlflow_server_serves_the_run_its_children_and_artifacts(pipeline_ws):
         _stop(proc)
 
 
-def test_prefect_server_runs_the_scheduled_deployment(tmp_path):
-    """A real `prefect server start` on loopback, the deployment served with its cron schedule,
-    one run triggered by hand on a tiny workspace, seen to complete."""
+def test_prefect_scheduler_creates_and_completes_a_run_of_the_served_deployment(tmp_path):
+    """A real `prefect server start` on loopback and the deployment served with an every-minute
+    cron: the server's scheduler (no manual trigger) creates a run, the served runner executes
+    it on a tiny workspace, and it completes. This is what broke with SQLAlchemy 2.1 (the
+    scheduler logged "Can't evaluate bulk DML statement" and created nothing)."""
     from conftest import make_workspace
 
     ws = make_workspace(tmp_path / "ws")
@@ -103,32 +105,40 @@ def test_prefect_server_runs_the_scheduled_deployment(tmp_path):
     try:
         _wait_for(f"http://127.0.0.1:{port}/api/health", server, 180)
         runner = _start([sys.executable, str(REPO / "flows/serve.py"), "--root", str(ws),
-                         "--name", "test-nightly", "--cron", "30 3 * * *"], env, REPO)
-        script = f"""
-import sys, time
+                         "--name", "test-every-minute", "--cron", "* * * * *"], env, REPO)
+        script = """
+import time
 from prefect.client.orchestration import get_client
-from prefect.deployments import run_deployment
-name = "augflow-pipeline/test-nightly"
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+name = "augflow-pipeline/test-every-minute"
 with get_client(sync_client=True) as c:
     for _ in range(120):
         try:
             dep = c.read_deployment_by_name(name); break
         except Exception:
             time.sleep(1)
-    crons = [s.schedule.cron for s in dep.schedules]
-    print("CRON", crons)
-run = run_deployment(name, timeout=600, poll_interval=2)
-print("STATE", run.state.type.value)
+    print("CRON", [s.schedule.cron for s in dep.schedules], flush=True)
+    deadline = time.time() + 720
+    while time.time() < deadline:
+        runs = c.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep.id])))
+        done = [r for r in runs if r.state is not None and r.state.is_final()]
+        if done:
+            print("RUN auto_scheduled", done[0].auto_scheduled, "STATE",
+                  done[0].state.type.value, flush=True)
+            break
+        time.sleep(3)
 """
         out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                              text=True, timeout=900)
-        assert "CRON ['30 3 * * *']" in out.stdout, out.stdout + out.stderr
-        assert "STATE COMPLETED" in out.stdout, out.stdout + out.stderr
+        assert "CRON ['* * * * *']" in out.stdout, out.stdout + out.stderr
+        assert "RUN auto_scheduled True STATE COMPLETED" in out.stdout, out.stdout + out.stderr
         assert (ws / "metrics/evaluate.json").is_file()
     finally:
         if runner is not None:
             _stop(runner)
         _stop(server)
+    log = server.stdout.read()
+    assert "bulk DML" not in log, log[-3000:]
 
 
 def test_process_work_pool_runs_the_prefect_yaml_deployment(tmp_path):

@@ -12,8 +12,8 @@ so a classifier's regularisation means what it meant on real data alone. Measure
 
 The shares are checked on validation rows (never test): select=val scales them by each of
 augment.scales and keeps the scale with the best mean validation accuracy of the evaluate
-classifiers, leaving the configured shares (scale 1) only for a gain above one standard error
-of that accuracy, because a handful of validation rows per class is a noisy judge. Scale 0 means
+classifiers, leaving the configured shares (scale 1) only for a gain above two standard errors
+of the paired difference, because a handful of validation rows per class is a noisy judge. Scale 0 means
 no amount helped: the synthetic rows stay in the file with weight 0, and evaluate withholds the
 champion alias."""
 
@@ -104,22 +104,25 @@ def _classic_table(xr: np.ndarray, yr: np.ndarray, per_class: dict[int, int], sc
     return table, np.asarray([f"classic:{p}" for p in parents], dtype=object)
 
 
-def val_accuracy(x, y, w, xv, yv, classifiers: list[str], seed: int) -> float:
-    """Mean validation accuracy of the evaluate classifiers trained on (x, y, w)."""
-    accs = []
-    for name in classifiers:
-        model = fit_weighted(make_classifier(name, seed), x, y, w if w is not None else None)
-        accs.append(float((model.predict(xv) == yv).mean()))
-    return float(np.mean(accs))
+def val_correct(x, y, w, xv, yv, classifiers: list[str], seed: int) -> np.ndarray:
+    """Per validation row: the fraction of the evaluate classifiers, trained on (x, y, w),
+    that get it right."""
+    hits = [fit_weighted(make_classifier(name, seed), x, y, w).predict(xv) == yv
+            for name in classifiers]
+    return np.mean(hits, axis=0)
 
 
-def choose_scale(scores: dict[float, float], n_val: int) -> float:
+def choose_scale(correct: dict[float, np.ndarray]) -> float:
     """The configured shares (scale 1) unless another scale beats them on validation by more
-    than one standard error of the accuracy; ties go to the smaller scale."""
-    base = scores[1.0]
-    se = math.sqrt(max(base * (1 - base), 1e-12) / max(n_val, 1))
-    best = max(sorted(scores), key=lambda k: scores[k])
-    return best if scores[best] > base + se else 1.0
+    than two standard errors of the paired difference (same rows, so row difficulty cancels;
+    with every differing row in its favour that takes at least five rows);
+    ties go to the smaller scale."""
+    base = correct[1.0]
+    gain = {k: float(np.mean(c - base)) for k, c in correct.items()}
+    best = max(sorted(correct), key=lambda k: gain[k])
+    diff = correct[best] - base
+    se = float(np.std(diff, ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else math.inf
+    return best if gain[best] > 2 * se else 1.0
 
 
 def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Paths) -> dict:
@@ -148,10 +151,11 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
                               "augmented", schema["label_column"])
         xv, yv = read_xy(paths.split("val"), schema)
         n_val = int(len(yv))
-        for k in cfg.scales:
-            w = mix_weights(kinds, {s: v * k for s, v in shares.items()})
-            scores[float(k)] = val_accuracy(xa, ya, w, xv, yv, classifiers, seed)
-        scale = choose_scale(scores, n_val)
+        correct = {float(k): val_correct(xa, ya, mix_weights(kinds, {s: v * k for s, v in
+                                                                     shares.items()}),
+                                         xv, yv, classifiers, seed) for k in cfg.scales}
+        scores = {k: float(c.mean()) for k, c in correct.items()}
+        scale = choose_scale(correct)
     chosen = {s: v * scale for s, v in shares.items()}
     table[WEIGHT] = mix_weights(kinds, chosen)
     write_parquet(paths.augmented, table)

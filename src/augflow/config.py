@@ -142,7 +142,7 @@ class AugmentConfig(_Strict):
     weighs 1. `classic` (shifted/rotated real rows, images only) and `synthetic` (kept VAE
     rows) are the defaults; select: val scales both by each of `scales` and keeps the scale
     with the best mean validation accuracy of the evaluate classifiers, moving off 1 only for
-    a gain larger than one standard error of that accuracy. A chosen scale 0 means no amount
+    a gain larger than two standard errors of the paired difference. A chosen scale 0 means no amount
     helped on validation: synthetic rows then weigh 0 and the VAE is not promoted."""
 
     classic_share: float = Field(0.5, ge=0, le=10)
@@ -225,7 +225,11 @@ def load_config(path: str | Path = "params.yaml") -> Config:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise AugflowError(f"not valid YAML ({err})", file=str(path), rule="yaml") from None
+        # PyYAML's message spans lines and ends with a caret: keep one line, with the position
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise AugflowError(f"not valid YAML{where}: {what}", file=str(path), rule="yaml") from None
     if not isinstance(raw, dict):
         raise AugflowError("top level must be a mapping of keys", file=str(path), rule="yaml")
     return config_from_dict(raw, str(path))

@@ -94,34 +94,55 @@ def _check_declared(raw: RawData, cfg: DataConfig) -> None:
                                rule="categorical columns are listed in data.categorical")
 
 
-def drop_duplicate_rows(raw: RawData) -> tuple[RawData, dict]:
+def where_of(cfg: DataConfig, paths: Paths, raw: RawData) -> str:
+    return str(resolve_data_path(cfg, Path(paths.root))) if cfg.path else raw.origin
+
+
+def drop_duplicate_rows(raw: RawData, where: str = "") -> tuple[RawData, dict]:
     """Rows with identical features, after the first, are dropped before splitting: a copy on
     each side of the split would be a test row the model trained on (validation's leak check
-    would stop the run; iris ships one such pair). Counted in metrics, with how many of the
-    dropped rows carried a different label than the row they repeat."""
+    would stop the run; iris ships one such pair). Counted in metrics. The same features under
+    two classes are refused, naming both rows and classes."""
     dup = raw.frame.duplicated(keep="first").to_numpy()
     if not dup.any():
-        return raw, {"n_duplicates_dropped": 0, "n_duplicates_label_conflict": 0}
+        return raw, {"n_duplicates_dropped": 0}
     key = pd.util.hash_pandas_object(raw.frame, index=False).to_numpy()
-    first_label = {}
-    for k, lab in zip(key[~dup], raw.labels[~dup]):
-        first_label[k] = lab
-    conflict = sum(first_label[k] != lab for k, lab in zip(key[dup], raw.labels[dup]))
+    first = {}
+    for i in np.flatnonzero(~dup):
+        first[key[i]] = i
+    clash = [(first[key[i]], i) for i in np.flatnonzero(dup)
+             if raw.labels[first[key[i]]] != raw.labels[i]]
+    if clash:
+        # the same features under two classes is bad data: keeping either label silently can
+        # make a whole class vanish (a class folder holding copies of another class's images)
+        a, b = clash[0]
+        raise AugflowError(
+            f"{len(clash)} rows repeat the features of an earlier row under another class, e.g. "
+            f"{_describe_row(raw, b)} (class {raw.labels[b]!r}) repeats {_describe_row(raw, a)} "
+            f"(class {raw.labels[a]!r}); remove the copies or fix their labels",
+            file=where or raw.origin, field=raw.label_column, rule="one class per distinct row")
     keep = ~dup
-    log.warning("dropped %d duplicate rows (%d with a different label than the first copy)",
-                int(dup.sum()), int(conflict))
-    raw = replace(raw, frame=raw.frame[keep].reset_index(drop=True), labels=raw.labels[keep])
-    return raw, {"n_duplicates_dropped": int(dup.sum()),
-                 "n_duplicates_label_conflict": int(conflict)}
+    log.warning("dropped %d duplicate rows (same features, same class)", int(dup.sum()))
+    files = tuple(f for f, k in zip(raw.row_files, keep) if k) if raw.row_files else None
+    raw = replace(raw, frame=raw.frame[keep].reset_index(drop=True), labels=raw.labels[keep],
+                  row_files=files)
+    return raw, {"n_duplicates_dropped": int(dup.sum())}
+
+
+def _describe_row(raw: RawData, i: int) -> str:
+    """A row as the user finds it: its file for images, its data row for tables."""
+    if raw.row_files is not None:
+        return raw.row_files[i]
+    return f"data row {i + 1} (line {i + 2})" if raw.kind == "table" else f"row {i + 1}"
 
 
 def run_prepare(cfg: DataConfig, seed: int, paths: Paths, subset_seed: int | None = None) -> dict:
     raw = load_source(cfg, Path(paths.root))
     _check_declared(raw, cfg)
-    raw, dup_metrics = drop_duplicate_rows(raw)
+    raw, dup_metrics = drop_duplicate_rows(raw, where_of(cfg, paths, raw))
     names = class_names_of(raw.labels)
     y = np.searchsorted(np.asarray(names), raw.labels).astype(np.int64)
-    where = str(resolve_data_path(cfg, Path(paths.root))) if cfg.path else raw.origin
+    where = where_of(cfg, paths, raw)
     splits = split_dataset(y, cfg, seed, subset_seed, names, where, raw.label_column)
     tables = {name: make_table(raw.frame.iloc[idx], y[idx]) for name, idx in splits.items()}
     encoder = Encoder.fit(tables["train"], raw.categorical, cfg.columns, raw.pixel_range)

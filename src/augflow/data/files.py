@@ -29,6 +29,17 @@ def _read(path: Path, fmt: str) -> pd.DataFrame:
                            file=file, rule="readable") from None
     if len(df) == 0:
         raise AugflowError("table has no rows", file=file, rule="non-empty")
+    if fmt == "csv":
+        # pandas renames a repeated header (alcohol, alcohol.1): read the header as written
+        header = pd.read_csv(path, nrows=1, skipinitialspace=True, header=None).iloc[0]
+        names = [str(h).strip() for h in header.tolist()] if len(header) else []
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                raise AugflowError(f"column {name!r} appears twice in the header (again as "
+                                   f"column {i + 1}); rename or drop one", file=file,
+                                   field=name, rule="unique column names")
+            seen.add(name)
     return df
 
 

@@ -80,4 +80,5 @@ def read_image_folder(root: Path, size: tuple[int, int] | None,
     frame = pd.DataFrame(np.vstack(rows), columns=pixel_columns(h, w, c))
     return RawData(frame=frame, labels=np.asarray(labels), label_column="label", kind="image",
                    image_shape=(h, w, c), pixel_range=(0.0, 255.0),
-                   origin=f"image_folder:{root.name}")
+                   origin=f"image_folder:{root.name}",
+                   row_files=tuple(str(f) for _, f in items))

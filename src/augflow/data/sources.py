@@ -25,6 +25,7 @@ class RawData:
     image_shape: tuple[int, int, int] | None = None   # (height, width, channels), channel-last rows
     pixel_range: tuple[float, float] | None = None    # the declared domain of every pixel
     origin: str = ""             # where it came from, for the schema and the run's tags
+    row_files: tuple[str, ...] | None = None   # image folders: the file of each row, for errors
 
 
 def pixel_columns(h: int, w: int, c: int) -> list[str]:

@@ -46,8 +46,15 @@ def load_extractor(path):
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise AugflowError("feature extractor not found", file=str(path), rule="exists") from None
+    except Exception as err:   # truncated or foreign bytes: as the VAE checkpoint's loader
+        raise AugflowError(f"cannot load feature extractor ({type(err).__name__}); rerun the "
+                           "filter stage", file=str(path), rule="readable") from None
     from augflow.models.factory import build_classifier
 
-    model = build_classifier(ckpt["hparams"])
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model = build_classifier(ckpt["hparams"])
+        model.load_state_dict(ckpt["state_dict"])
+    except Exception as err:
+        raise AugflowError(f"not a feature extractor checkpoint ({type(err).__name__}); rerun "
+                           "the filter stage", file=str(path), rule="readable") from None
     return model.eval()
