@@ -76,7 +76,9 @@ def _stage_env() -> dict[str, str]:
 
 @task(task_run_name="dvc-repro-{stage}", retries=2, retry_delay_seconds=[2, 10],
       retry_condition_fn=_retry_unless_input_error)
-def run_stage(stage: str, root: str, force: bool = False) -> dict:
+def run_stage(stage: str, root: str, force: bool = False, after: dict | None = None) -> dict:
+    """`after`: the previous stage's result. Unused here, but passing it draws the DAG's edge
+    in Prefect's run graph (Prefect links tasks through their inputs)."""
     logger = get_run_logger()
     cmd = [sys.executable, "-m", "dvc", "repro", "--single-item", stage]
     if force:
@@ -98,7 +100,8 @@ def run_stage(stage: str, root: str, force: bool = False) -> dict:
     return {"stage": stage, "skipped": skipped, "metrics": metrics}
 
 
-def summary_markdown(results: list[dict]) -> str:
+def summary_markdown(results: list[dict], tracking: dict | None = None) -> str:
+    """The run's summary artifact; `tracking`: data/runlog/tracking.json, linking the MLflow run."""
     lines = ["# augflow pipeline run", "", "| stage | status |", "| --- | --- |"]
     lines += [f"| {r['stage']} | {'up to date' if r['skipped'] else 'ran'} |" for r in results]
     mix = next((r["metrics"].get("mix") for r in results if r["stage"] == "augment"), None)
@@ -117,6 +120,11 @@ def summary_markdown(results: list[dict]) -> str:
                          f"{r['arms']['augmented']['accuracy']['mean']:.4f} | "
                          f"{g['mean']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] |")
         lines += ["", f"Promotion: {ev['promotion']['reason']}"]
+    if tracking:
+        lines += ["", f"MLflow: experiment {tracking.get('experiment_id')}, run "
+                      f"`{tracking.get('run_id')}` (`make ui`, then "
+                      f"http://127.0.0.1:5000/#/experiments/{tracking.get('experiment_id')}/runs/"
+                      f"{tracking.get('run_id')})"]
     return "\n".join(lines) + "\n"
 
 
@@ -125,8 +133,12 @@ def augflow_pipeline(root: str = ".", force: bool = False, wait_for_lock_s: floa
     """Run every stage of dvc.yaml in order; a failing stage stops the run."""
     root = str(Path(root).resolve())
     with workspace_lock(Path(root), wait_for_lock_s):
-        results = [run_stage(stage, root, force) for stage in STAGES]
-    create_markdown_artifact(summary_markdown(results), key="augflow-run-summary",
+        results: list[dict] = []
+        for stage in STAGES:
+            results.append(run_stage(stage, root, force, after=results[-1] if results else None))
+    runlog = Path(root) / "data/runlog/tracking.json"
+    tracking = json.loads(runlog.read_text()) if runlog.is_file() else None
+    create_markdown_artifact(summary_markdown(results, tracking), key="augflow-run-summary",
                              description="stages run and the evaluation's verdict")
     reports = {
         "augflow-filter-report": (Path(root) / "data/filtered/report.md",

@@ -51,7 +51,7 @@ def test_wine_csv_runs_end_to_end_in_the_users_columns(wine_ws):
     aug = pd.read_parquet(ws / "data/augmented/train.parquet")
     source = wine_frame()
     features = [c for c in source.columns if c != WINE_LABEL]
-    assert list(aug.columns) == features + [WINE_LABEL, "origin"]
+    assert list(aug.columns) == features + [WINE_LABEL, "origin", "sample_weight"]
     synth = aug[aug["origin"] != "real"]
     assert synth["origin"].str.startswith("cvae-").all()     # traces back to samples
     real = aug[aug["origin"] == "real"]

@@ -95,6 +95,11 @@ def test_mlflow_holds_the_run_with_figures_and_a_loadable_model(pipeline_ws):
     hashes = client.download_artifacts(parent.info.run_id, "dvc/hashes.json")
     assert "dvc.outs.data/augmented/train.parquet" in json.loads(open(hashes).read())
     train_run = next(r for r in runs if r.info.run_name == "train")
+    # each stage run spans its real run, not the time spent logging it
+    timing = json.loads((ws / "data/runlog/train.timing.json").read_text())
+    span = (train_run.info.end_time - train_run.info.start_time) / 1000
+    assert abs(span - timing["seconds"]) < 1.0, (span, timing)
+    assert parent.info.start_time <= min(r.info.start_time for r in runs)
     history = client.get_metric_history(train_run.info.run_id, "curve.val_loss")
     epochs = json.loads((ws / "metrics/train.json").read_text())["epochs_run"]
     assert [m.step for m in history] == list(range(1, epochs + 1))
@@ -127,10 +132,14 @@ def test_prefect_recorded_the_run_and_its_report_artifacts(pipeline_ws):
                 "augflow-validation-summary", "augflow-filter-rejections",
                 "augflow-augment-report"]
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+        # each stage's task takes the previous one's result: the run graph draws the DAG
+        tasks = [t for t in client.read_task_runs() if t.name.startswith("dvc-repro-evaluate")]
+        assert tasks and tasks[0].task_inputs.get("after"), tasks
     by_key = {a.key: a for a in arts}
     assert set(keys) <= set(by_key)
     assert "Kept **" in by_key["augflow-filter-report"].data
     assert "Gain (augmented - real)" in by_key["augflow-evaluation-report"].data
     assert "| evaluate | ran |" in by_key["augflow-run-summary"].data
     assert "Mix (chosen by val)" in by_key["augflow-run-summary"].data
+    assert "MLflow: experiment" in by_key["augflow-run-summary"].data
     assert all(a.description for a in arts), [a.key for a in arts if not a.description]

@@ -12,9 +12,10 @@ def test_dask_runner_gives_the_same_predictions_as_the_local_runner(prefect_serv
     x, y = load_digits(return_X_y=True)
     x = (x / 16).astype(np.float32)
     tr, te = slice(0, 300), slice(1000, 1200)
-    data = {"real": (x[tr], y[tr]), "augmented": (x[tr], y[tr]),
+    weights = np.r_[np.ones(300), np.full(100, 0.25)]        # the augment stage's weighted rows
+    data = {"real": (x[tr], y[tr]), "augmented": (x[:400], y[:400], weights),
             "kept": (x[300:400], y[300:400]), "generated": (x[300:400], y[300:400])}
-    args = (["real", "synthetic_only"], data, x[te], (8, 8), 2, 7)
+    args = (["real", "augmented", "synthetic_only"], data, x[te], (8, 8), 2, 7)
     for clf in ("logreg", "random_forest"):
         local = predictions(clf, *args, runner="local")
         dask = predictions(clf, *args, runner="dask", workers=2)
@@ -36,10 +37,11 @@ def test_per_class_generation_on_dask_gives_the_same_bytes(prefect_server):
     x = torch.rand(80, 64)
     y = torch.arange(80) % 4
     latents = fit_class_latents(model, x, y, 4)
-    for fit in (None, latents):                       # prior and per-class latent fit
-        local = generate_samples(model, [0, 1, 2, 3], 25, 1.3, seed=5, latents=fit)
+    real = (x.numpy(), y.numpy())
+    for fit, rows in ((None, None), (latents, None), (None, real)):   # prior, class fit, local
+        local = generate_samples(model, [0, 1, 2, 3], 25, 1.3, seed=5, latents=fit, real=rows)
         dask = generate_samples(model, [0, 1, 2, 3], 25, 1.3, seed=5, latents=fit,
-                                runner="dask", workers=2)
+                                runner="dask", workers=2, real=rows)
         for a, b in zip(local, dask):
             assert a.shape[0] == 100 and np.array_equal(a, b)
     assert not np.array_equal(local[0][:25], local[0][25:50])   # classes differ

@@ -78,11 +78,13 @@ def run_stage(stage: str, params: str | Path = "params.yaml", root: str | Path =
     _pin_torch_threads()
     paths = Paths(Path(root))
     cfg = load_config(params)
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     metrics = STAGES[stage](cfg, paths)
     if stage not in _OWN_METRICS:
         write_json(paths.metrics(stage), metrics)
-    write_json(paths.timing(stage), {"stage": stage, "seconds": time.perf_counter() - t0})
+    # wall-clock start and end too: the track stage gives each MLflow stage run its real span
+    write_json(paths.timing(stage), {"stage": stage, "seconds": time.perf_counter() - t0,
+                                     "started": started, "ended": time.time()})
     return metrics
 
 

@@ -18,7 +18,7 @@ from augflow.data.table import frame_xy, read_xy
 from augflow.io import read_json, write_bytes, write_json
 from augflow.paths import Paths
 from augflow.quality.extractor import load_extractor
-from augflow.quality.fidelity import fidelity_report
+from augflow.quality.fidelity import KID_NOTE, fidelity_report
 from augflow.runners import FitJob, run_jobs
 from augflow.stats import arm_and_gain_cis
 
@@ -163,6 +163,7 @@ def evaluate_report_md(result: dict) -> str:
         if o:
             lines.append(f"| {name} | {o['fid']:.3f} | {o['kid']:.4f} | {o['precision']:.3f} | "
                          f"{o['recall']:.3f} | {o['density']:.3f} | {o['coverage']:.3f} |")
+    lines += ["", KID_NOTE]
     if "kept_vs_generated_fid_change" in fv:
         lines += ["", f"Filtering changed FID vs test by {100 * fv['kept_vs_generated_fid_change']:+.1f}%."]
     return "\n".join(lines) + "\n"

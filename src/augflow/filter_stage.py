@@ -11,7 +11,7 @@ from augflow.data.table import LABEL, SAMPLE_ID, read_xy
 from augflow.io import read_json, write_bytes, write_json, write_parquet
 from augflow.paths import Paths
 from augflow.quality.extractor import fit_extractor, save_extractor
-from augflow.quality.fidelity import fidelity_report
+from augflow.quality.fidelity import KID_NOTE, fidelity_report
 from augflow.quality.sample_filter import (CRITERIA, apply_class_gate, build_reference,
                                            class_gate, per_sample_reasons, score_rows)
 from augflow.synthetic_table import read_synthetic
@@ -105,6 +105,7 @@ def filter_report_md(m: dict, fidelity: dict) -> str:
         if o:
             lines.append(f"| {name} | {o['fid']:.3f} | {o['kid']:.4f} | {o['precision']:.3f} | "
                          f"{o['recall']:.3f} | {o['density']:.3f} | {o['coverage']:.3f} |")
+    lines += ["", KID_NOTE]
     g, k = fidelity["generated_vs_train"]["overall"], fidelity["kept_vs_train"]["overall"]
     if g and k and g["fid"] > 0:
         lines += ["", f"Filtering changed FID vs train from {g['fid']:.3f} to {k['fid']:.3f} "

@@ -89,8 +89,13 @@ def loss_curve_png(curve: pd.DataFrame) -> bytes:
 def score_histograms_png(scores: pd.DataFrame, thresholds: dict[str, tuple[float, str]]) -> bytes:
     """One panel per score; the threshold is a vertical line, the kept side named in the title."""
     names = list(thresholds)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8))
-    for ax, name in zip(np.atleast_1d(axes), names):
+    # two columns: legible at the ~650 px an artifact viewer gives a figure
+    cols = min(2, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.ravel()[len(names):]:
+        ax.axis("off")
+    for ax, name in zip(axes.ravel(), names):
         value, keep_side = thresholds[name]
         data = scores[name].to_numpy(dtype=float)
         data = data[np.isfinite(data)]
@@ -105,15 +110,17 @@ def score_histograms_png(scores: pd.DataFrame, thresholds: dict[str, tuple[float
 def arms_png(table: pd.DataFrame, metric: str) -> bytes:
     """Mean and 95% CI of `metric` per arm, one panel per classifier."""
     clfs = list(dict.fromkeys(table["classifier"]))
-    fig, axes = plt.subplots(1, len(clfs), figsize=(3.6 * len(clfs), 3), squeeze=False)
-    for ax, clf in zip(axes[0], clfs):
+    # one row per classifier, one shared accuracy axis: panels compare at a glance
+    fig, axes = plt.subplots(len(clfs), 1, figsize=(6.0, 1.9 * len(clfs) + 0.6), squeeze=False,
+                             sharex=True, sharey=True)
+    for ax, clf in zip(axes[:, 0], clfs):
         t = table[table["classifier"] == clf]
         pos = np.arange(len(t))
         err = np.vstack([t["mean"] - t["ci_low"], t["ci_high"] - t["mean"]])
         ax.errorbar(pos, t["mean"], yerr=err, fmt="o", capsize=3)
-        ax.set_xticks(pos, t["arm"], rotation=35, ha="right", fontsize=7)
-        ax.set_title(clf, fontsize=9)
-        ax.set_ylabel(metric)
+        ax.set_xticks(pos, t["arm"], rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel(f"{clf}\n{metric}", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return _png(fig)
 

@@ -182,15 +182,26 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
     if os.environ.get("AUGFLOW_FLOW_RUN_ID"):
         tags["prefect_flow_run_id"] = os.environ["AUGFLOW_FLOW_RUN_ID"]
     evaluation = read_json(paths.metrics("evaluate"))
-    with mlflow.start_run(experiment_id=exp_id, run_name="pipeline", tags=tags) as parent:
+    # MLflow stamps a run with the time it is logged; each stage ran earlier (its last real run)
+    spans = {stage: _span(paths, stage) for stage in STAGES}
+    starts = [sp[0] for sp in spans.values() if sp]
+    created = MlflowClient().create_run(exp_id, start_time=min(starts) if starts else None,
+                                        run_name="pipeline", tags=tags)
+    with mlflow.start_run(run_id=created.info.run_id) as parent:
         # The runlog names the run in progress; the end of the run overwrites it.
         write_json(paths.tracking_state, {"run_id": parent.info.run_id, "experiment_id": exp_id,
                                           "status": "RUNNING"})
         mlflow.log_params(flat_params(cfg.model_dump(mode="json")))
         mlflow.log_dict(hashes, "dvc/hashes.json")
+        ended: dict[str, int] = {}
         for stage in STAGES:
-            with mlflow.start_run(experiment_id=exp_id, run_name=stage, nested=True,
-                                  tags={"stage": stage, **tags}):
+            span = spans[stage]
+            child = MlflowClient().create_run(
+                exp_id, start_time=span[0] if span else None, run_name=stage,
+                tags={"stage": stage, "mlflow.parentRunId": parent.info.run_id, **tags})
+            if span:
+                ended[child.info.run_id] = span[1]
+            with mlflow.start_run(run_id=child.info.run_id, nested=True):
                 m = paths.metrics(stage)
                 if m.is_file():
                     mlflow.log_metrics(flatten(read_json(m)))
@@ -232,11 +243,21 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
             client.set_registered_model_alias(cfg.tracking.registered_model, "champion", version)
         mlflow.set_tag("promotion", promotion["reason"])
         run_id = parent.info.run_id
+    for child_id, end in ended.items():
+        MlflowClient().set_terminated(child_id, "FINISHED", end_time=end)
     state = {"run_id": run_id, "experiment_id": exp_id, "model_version": version,
              "status": "FINISHED", "closed_abandoned_runs": len(closed),
              "champion": bool(promotion["promote"])}
     write_json(paths.tracking_state, state)
     return state
+
+
+def _span(paths: Paths, stage: str) -> tuple[int, int] | None:
+    """(start, end) in ms of the stage's last run, from its runlog; None before any."""
+    if not paths.timing(stage).is_file():
+        return None
+    t = read_json(paths.timing(stage))
+    return (int(t["started"] * 1000), int(t["ended"] * 1000)) if "started" in t else None
 
 
 def log_curve(client, run_id: str, curve: pd.DataFrame) -> None:

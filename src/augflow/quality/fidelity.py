@@ -88,3 +88,9 @@ def fidelity_report(real: np.ndarray, real_y: np.ndarray, fake: np.ndarray, fake
         if stats is not None:
             per_class[str(int(c))] = stats
     return {"overall": block(real, fake), "per_class": per_class}
+
+
+# KID's unbiased estimator is centred on the true value, so two sets the features cannot tell
+# apart give values scattered around zero, some negative: a reader should not take it for a bug.
+KID_NOTE = ("KID is the unbiased estimate: it can be negative when the two sets cannot be told "
+            "apart at this size; read a value at or below zero as no detectable difference.")

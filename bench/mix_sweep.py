@@ -1,0 +1,98 @@
+"""Which mix pays: test accuracy of fixed (classic_share, synthetic_share) pairs on the same
+chain outputs, beside real and the unweighted classic baseline. An ablation for the README, not
+a tuner: the pipeline's defaults are chosen on validation rows inside `augment`.
+
+    python bench/mix_sweep.py --set digits --levels 5,10      # ~10 min on 2 cores
+    python bench/mix_sweep.py --set glyphs28 --levels 5,10    # ~25 min
+
+Per level, 3 draws of the labelled subset; per draw the chain (prepare .. augment) runs once with
+the repo's params, then every mix re-weights the same augmented rows. "0/s" has no classic rows'
+weight (the VAE alone), "c/0" no synthetic weight (classic rows alone, weighted). Gains are
+paired against real, 95% bootstrap CIs over (draw, seed) pairs and test rows."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SHARES = [(0.5, 0.25), (1, 0.5), (1, 1), (2, 1), (4, 2), (8, 4), (0, 1), (2, 0)]
+CLASSIFIERS = ["logreg", "svm_rbf", "random_forest"]
+
+
+def main() -> int:
+    from augflow.arms import classic_rows
+    from augflow.augment import ORIGIN, mix_weights, origin_kinds
+    from augflow.classifiers import fit_weighted, make_classifier
+    from augflow.config import load_config
+    from augflow.data.table import codes_from_names, read_xy
+    from augflow.io import read_json, read_parquet
+    from augflow.lowdata import _chain
+    from augflow.paths import Paths
+    from augflow.preprocess import encoder_of
+    from augflow.stats import arm_and_gain_cis
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--set", choices=("digits", "glyphs28"), default="digits")
+    ap.add_argument("--levels", default="5,10")
+    ap.add_argument("--draws", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    cfg = load_config(Path(__file__).resolve().parents[1] / "params.yaml")
+    src = Path(tempfile.mkdtemp(prefix="augflow-sweep-"))
+    (src / "data" / "raw").mkdir(parents=True)
+    if args.set == "glyphs28":
+        from lowdata_sets import write_glyphs
+        write_glyphs(src / "data" / "raw" / "glyphs", 300)
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
+            update={"source": "image_folder", "path": "data/raw/glyphs"})})
+    for lpc in (int(v) for v in args.levels.split(",")):
+        lcfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"labels_per_class": lpc})})
+        preds: dict[str, dict[str, list]] = {}
+        for d in range(args.draws):
+            paths = Paths(Path(tempfile.mkdtemp(prefix="augflow-sweep-draw-")))
+            (paths.root / "data").mkdir()
+            (paths.root / "data" / "raw").symlink_to(src / "data" / "raw")
+            _chain(lcfg, paths, 1000 * (d + 1) + cfg.seed)
+            schema = read_json(paths.schema)
+            table = read_parquet(paths.augmented)
+            kinds = origin_kinds(table[ORIGIN].to_numpy())
+            xa = encoder_of(schema).transform(table, "augmented")
+            ya = codes_from_names(table[schema["label_column"]].to_numpy(), schema["class_names"],
+                                  "augmented", schema["label_column"])
+            xt, yt = read_xy(paths.split("test"), schema)
+            xr, yr = read_xy(paths.split("train"), schema)
+            extra = {int(c): int((ya == c).sum() - (yr == c).sum()) for c in np.unique(yr)}
+            arms = {"real": (xr, yr, None),
+                    "classic": classic_rows(xr, yr, extra, tuple(schema["image_shape"]), 0) + (None,)}
+            for c, s in SHARES:
+                arms[f"{c:g}/{s:g}"] = (xa, ya, mix_weights(kinds, {"classic": c, "synthetic": s}))
+            for name, (x, y, w) in arms.items():
+                for clf in CLASSIFIERS:
+                    for seed in range(2):
+                        model = fit_weighted(make_classifier(clf, seed), x, y, w)
+                        preds.setdefault(clf, {}).setdefault(name, []).append(model.predict(xt))
+        print(f"\n{args.set}, {lpc} labels/class: test accuracy (gain vs real, 95% CI)")
+        for clf in CLASSIFIERS:
+            p = {a: np.vstack(v) for a, v in preds[clf].items()}
+            cells = []
+            for a in p:
+                if a == "real":
+                    continue
+                arm, gain = arm_and_gain_cis(yt, {"real": p["real"], "augmented": p[a]},
+                                             np.unique(yt), 1000, 0)
+                g = gain["accuracy"]
+                cells.append(f"{a} {arm['augmented']['accuracy']['mean']:.3f} "
+                             f"({g['mean']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}])")
+            print(f"  {clf}: real {arm['real']['accuracy']['mean']:.3f}; " + "; ".join(cells))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
