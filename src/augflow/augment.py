@@ -104,12 +104,10 @@ def _classic_table(xr: np.ndarray, yr: np.ndarray, per_class: dict[int, int], sc
     return table, np.asarray([f"classic:{p}" for p in parents], dtype=object)
 
 
-def val_correct(x, y, w, xv, yv, classifiers: list[str], seed: int) -> np.ndarray:
-    """Per validation row: the fraction of the evaluate classifiers, trained on (x, y, w),
-    that get it right."""
-    hits = [fit_weighted(make_classifier(name, seed), x, y, w).predict(xv) == yv
-            for name in classifiers]
-    return np.mean(hits, axis=0)
+def val_correct(x, y, w, xv, yv, classifiers: list[str], seed: int) -> dict[str, np.ndarray]:
+    """Per classifier of `evaluate`, trained on (x, y, w): which validation rows it gets right."""
+    return {name: fit_weighted(make_classifier(name, seed), x, y, w).predict(xv) == yv
+            for name in classifiers}
 
 
 def choose_scale(correct: dict[float, np.ndarray]) -> float:
@@ -143,6 +141,7 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
     shares = {"classic": cfg.classic_share, "synthetic": cfg.synthetic_share}
 
     scores: dict[float, float] = {}
+    per_classifier: dict[str, dict[str, float]] = {}
     n_val = 0
     scale = 1.0
     if cfg.select == "val":
@@ -151,10 +150,15 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
                               "augmented", schema["label_column"])
         xv, yv = read_xy(paths.split("val"), schema)
         n_val = int(len(yv))
-        correct = {float(k): val_correct(xa, ya, mix_weights(kinds, {s: v * k for s, v in
-                                                                     shares.items()}),
-                                         xv, yv, classifiers, seed) for k in cfg.scales}
+        hits = {float(k): val_correct(xa, ya, mix_weights(kinds, {s: v * k for s, v in
+                                                                  shares.items()}),
+                                      xv, yv, classifiers, seed) for k in cfg.scales}
+        # the choice is on the mean over classifiers; each one's accuracy is reported too, so a
+        # classifier the mix hurts on validation is visible, not averaged away
+        correct = {k: np.mean(list(h.values()), axis=0) for k, h in hits.items()}
         scores = {k: float(c.mean()) for k, c in correct.items()}
+        per_classifier = {name: {f"{k:g}": float(h[name].mean()) for k, h in hits.items()}
+                          for name in classifiers}
         scale = choose_scale(correct)
     chosen = {s: v * scale for s, v in shares.items()}
     table[WEIGHT] = mix_weights(kinds, chosen)
@@ -171,6 +175,7 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
                        "weight_fraction": {k: v / max(sum(weight_of.values()), 1e-12)
                                            for k, v in weight_of.items()},
                        "val_accuracy": {f"{k:g}": v for k, v in scores.items()},
+                       "val_accuracy_per_classifier": per_classifier,
                        "n_val": n_val, "helped_on_val": bool(helped)}}
     write_bytes(paths.augment_report, augment_report_md(metrics, classifiers).encode())
     return metrics
@@ -188,8 +193,17 @@ def augment_report_md(m: dict, classifiers: list[str]) -> str:
     if mix["select"] == "val":
         lines += ["", f"Shares chosen on {mix['n_val']} validation rows (mean accuracy of "
                       f"{', '.join(classifiers)}; the test split is never read here):", "",
-                  "| scale of the shares | validation accuracy |", "| --- | --- |"]
-        lines += [f"| {k} | {v:.3f} |" for k, v in mix["val_accuracy"].items()]
+                  "| scale of the shares | mean | " + " | ".join(classifiers) + " |",
+                  "| --- " * (len(classifiers) + 2) + "|"]
+        per = mix["val_accuracy_per_classifier"]
+        lines += [f"| {k} | {v:.3f} | " + " | ".join(f"{per[c][k]:.3f}" for c in classifiers)
+                  + " |" for k, v in mix["val_accuracy"].items()]
+        worse = [c for c in classifiers
+                 if "0" in per[c] and per[c][f"{mix['scale']:g}"] < per[c]["0"]]
+        if worse and mix["scale"] > 0:
+            lines += ["", f"On validation the chosen mix is below real rows alone for "
+                          f"{', '.join(worse)}: check the evaluation before training those "
+                          "on it."]
         lines += ["", f"Chosen scale: **{mix['scale']:g}** (classic share "
                       f"{mix['classic_share']:g}, synthetic share {mix['synthetic_share']:g})."]
     else:
