@@ -8,14 +8,14 @@ to the generator) and `sample_weight`. The weights give each source a share of t
 total weight (augment.classic_share, augment.synthetic_share) and sum to the number of real rows,
 so a classifier's regularisation means what it meant on real data alone. Measured on digits at
 5 labels per class: unweighted, the ~30x more synthetic than real rows cost logistic regression
-8 points of test accuracy (README, "Augmentation that pays").
+8 points of test accuracy (README, "What the augmented set is").
 
 The shares are checked on validation rows (never test): select=val scales them by each of
 augment.scales and keeps the scale with the best mean validation accuracy of the evaluate
 classifiers, leaving the configured shares (scale 1) only for a gain above two standard errors
-of the paired difference, because a handful of validation rows per class is a noisy judge. Scale 0 means
-no amount helped: the synthetic rows stay in the file with weight 0, and evaluate withholds the
-champion alias."""
+of the paired difference, because a handful of validation rows per class is a noisy judge.
+Scale 0 means no amount helped: the added rows stay in the file with weight 0, and evaluate
+withholds the champion alias."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import pandas as pd
 from augflow.arms import classic_variants
 from augflow.classifiers import fit_weighted, make_classifier
 from augflow.config import AugmentConfig
-from augflow.data.table import codes_from_names, frame_xy, label_codes, read_xy
+from augflow.data.table import codes_from_names, frame_xy, label_codes, make_table, read_xy
 from augflow.errors import AugflowError
 from augflow.io import read_json, read_parquet, write_bytes, write_parquet
 from augflow.paths import Paths
@@ -97,8 +97,6 @@ def added_weight_fraction(path) -> float:
 
 def _classic_table(xr: np.ndarray, yr: np.ndarray, per_class: dict[int, int], schema: dict,
                    seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    from augflow.data.table import make_table
-
     xc, yc, parents = classic_variants(xr, yr, per_class, tuple(schema["image_shape"]), seed)
     table = make_table(encoder_of(schema).inverse(xc), yc)
     return table, np.asarray([f"classic:{p}" for p in parents], dtype=object)
