@@ -27,6 +27,7 @@ def test_failed_validation_stops_before_training(tmp_path):
     ws = make_workspace(tmp_path / "ws")
     dvc(ws, "repro", "validate")
     good = (ws / "data/reports/validation.json").read_bytes()
+    good_docs = (ws / "data/reports/data_docs/index.html").read_bytes()
     train_path = ws / "data/prepared/train.parquet"
     df = pd.read_parquet(train_path)
     df.loc[3, "pixel_2_3"] = np.nan
@@ -43,6 +44,10 @@ def test_failed_validation_stops_before_training(tmp_path):
     assert "column='non_finite'" in out and "column='pixel_max'" in out
     assert not (ws / "data/models/cvae.pt").exists()             # train never ran
     assert (ws / "data/reports/validation_failed.json").is_file()
+    # the failing run's Data Docs sit beside the last good ones, which stay as they were
+    assert (ws / "data/reports/data_docs/index.html").read_bytes() == good_docs
+    assert (ws / "data/reports/data_docs_failed/index.html").is_file()
+    assert "data_docs_failed/index.html" in out
     # DVC removes a stage's outs before running it; the last good result stays in its cache
     # and dvc.lock still names it, so a checkout brings back the same bytes.
     dvc(ws, "checkout", "data/reports/validation.json")

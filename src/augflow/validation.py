@@ -181,16 +181,21 @@ def run_validate(min_rows_per_class: int, paths: Paths) -> dict:
         summary["checks"][name] = _summarise(result)
         summary["success"] &= bool(result.success)
     ctx.build_data_docs(site_names=["augflow"])
-    # Data Docs carry run timestamps, so they are a report beside the tracked result, not a DVC out.
-    if paths.data_docs.exists():
-        shutil.rmtree(paths.data_docs)
-    paths.data_docs.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(docs_tmp), paths.data_docs)
+    # Data Docs carry run timestamps, so they are a report beside the tracked result, not a DVC
+    # out. A failing run's docs go beside the last good ones, never over them.
+    failed_docs = paths.data_docs.with_name("data_docs_failed")
+    target = paths.data_docs if summary["success"] else failed_docs
+    for old in {target, failed_docs}:
+        if old.exists():
+            shutil.rmtree(old)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(docs_tmp), target)
     if not summary["success"]:
         # The last good result stays in place; the failure gets its own report.
         failed_path = paths.validation.with_name("validation_failed.json")
         write_json(failed_path, summary)
-        raise ValidationFailed(format_failures(summary), file=str(failed_path),
+        raise ValidationFailed(format_failures(summary) + f"\n  Data Docs of this run: "
+                               f"{failed_docs / 'index.html'}", file=str(failed_path),
                                rule="expectations")
     write_json(paths.validation, summary)
     return {"expectations_evaluated": sum(c["evaluated"] for c in summary["checks"].values()),
