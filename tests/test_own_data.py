@@ -337,3 +337,12 @@ def test_corrupt_extractor_is_a_clear_error(wine_ws, tmp_path):
     path.write_bytes(path.read_bytes()[:200])
     _fails_cleanly(ws, "data/filtered/extractor.pt", "cannot load feature extractor",
                    "rule: readable", stage="evaluate")
+
+
+def test_a_class_of_three_rows_beside_many_stops_at_prepare_naming_it(csv_ws):
+    def rare(d):
+        keep = d[d[WINE_LABEL] != "barbera"]
+        return pd.concat([keep, d[d[WINE_LABEL] == "barbera"].head(3)], ignore_index=True)
+    _edit_csv(csv_ws, rare)
+    _fails_cleanly(csv_ws, "data/raw/wine.csv", "class barbera has 3 rows", "left none in",
+                   "rule: every class in every split")

@@ -4,6 +4,7 @@ preprocessing (fitted on train only) that every later stage reads from schema.js
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -62,7 +63,20 @@ def split_dataset(y: np.ndarray, cfg: DataConfig, seed: int, subset_seed: int | 
         sub = seed + 2 if subset_seed is None else subset_seed
         train = train[cap_per_class(y[train], cfg.labels_per_class, sub)]
         val = val[cap_per_class(y[val], max(cfg.labels_per_class // 2, 2), sub + 1)]
-    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+    splits = {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+    # A very rare class (3 rows beside 500) can come out of the stratified split with no row in
+    # val or test: say so here, with the class and its count, not as a failed expectation later.
+    for c, n in zip(classes, counts):
+        for name, idx in splits.items():
+            if not (y[idx] == c).any():
+                shown = names[int(c)] if names is not None else c
+                need = math.ceil(1 / min(cfg.test_size, (1 - cfg.test_size) * cfg.val_size))
+                raise AugflowError(
+                    f"class {shown} has {n} rows, and the stratified split left none in "
+                    f"{name} (test_size {cfg.test_size}, val_size {cfg.val_size}); give it at "
+                    f"least {need} rows, or raise data.test_size / data.val_size",
+                    file=file, field=field, rule="every class in every split")
+    return splits
 
 
 def class_names_of(labels: np.ndarray) -> list:
