@@ -189,3 +189,4 @@ print("STATE", run.state.type.value)
         if worker is not None:
             _stop(worker)
         _stop(server)
+

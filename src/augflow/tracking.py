@@ -92,9 +92,19 @@ def experiment_id(mlflow, cfg: Config, root: Path) -> str:
     exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
     if exp is not None:
         return exp.experiment_id
-    art = inside_workspace(root, cfg.tracking.artifact_dir, "tracking.artifact_dir")
-    art.mkdir(parents=True, exist_ok=True)
-    return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=art.as_uri())
+    location = None   # a tracking server keeps artifacts where it was told to
+    if not cfg.tracking.uri.startswith(("http://", "https://")):
+        art = inside_workspace(root, cfg.tracking.artifact_dir, "tracking.artifact_dir")
+        art.mkdir(parents=True, exist_ok=True)
+        location = art.as_uri()
+    try:
+        return mlflow.create_experiment(cfg.tracking.experiment, artifact_location=location)
+    except mlflow.exceptions.MlflowException:
+        # another pipeline (another workspace, same server) created it a moment ago
+        exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def _alive(pid) -> bool:
