@@ -108,10 +108,6 @@ def _check_declared(raw: RawData, cfg: DataConfig) -> None:
                                rule="categorical columns are listed in data.categorical")
 
 
-def where_of(cfg: DataConfig, paths: Paths, raw: RawData) -> str:
-    return str(resolve_data_path(cfg, Path(paths.root))) if cfg.path else raw.origin
-
-
 def drop_duplicate_rows(raw: RawData, where: str = "") -> tuple[RawData, dict]:
     """Rows with identical features, after the first, are dropped before splitting: a copy on
     each side of the split would be a test row the model trained on (validation's leak check
@@ -153,10 +149,10 @@ def _describe_row(raw: RawData, i: int) -> str:
 def run_prepare(cfg: DataConfig, seed: int, paths: Paths, subset_seed: int | None = None) -> dict:
     raw = load_source(cfg, Path(paths.root))
     _check_declared(raw, cfg)
-    raw, dup_metrics = drop_duplicate_rows(raw, where_of(cfg, paths, raw))
+    where = str(resolve_data_path(cfg, Path(paths.root))) if cfg.path else raw.origin
+    raw, dup_metrics = drop_duplicate_rows(raw, where)
     names = class_names_of(raw.labels)
     y = np.searchsorted(np.asarray(names), raw.labels).astype(np.int64)
-    where = where_of(cfg, paths, raw)
     splits = split_dataset(y, cfg, seed, subset_seed, names, where, raw.label_column)
     tables = {name: make_table(raw.frame.iloc[idx], y[idx]) for name, idx in splits.items()}
     encoder = Encoder.fit(tables["train"], raw.categorical, cfg.columns, raw.pixel_range)

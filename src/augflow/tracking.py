@@ -193,7 +193,9 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
         tags["prefect_flow_run_id"] = os.environ["AUGFLOW_FLOW_RUN_ID"]
     evaluation = read_json(paths.metrics("evaluate"))
     # MLflow stamps a run with the time it is logged; each stage ran earlier (its last real run)
-    spans = {stage: _span(paths, stage) for stage in STAGES}
+    timings = {stage: read_json(paths.timing(stage)) for stage in STAGES
+               if paths.timing(stage).is_file()}
+    spans = {stage: _span(timings.get(stage, {})) for stage in STAGES}
     starts = [sp[0] for sp in spans.values() if sp]
     created = MlflowClient().create_run(exp_id, start_time=min(starts) if starts else None,
                                         run_name="pipeline", tags=tags)
@@ -216,8 +218,8 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
                 if m.is_file():
                     mlflow.log_metrics(flatten(read_json(m)))
                     mlflow.log_artifact(str(m))
-                if paths.timing(stage).is_file():
-                    mlflow.log_metric("duration_s", read_json(paths.timing(stage))["seconds"])
+                if stage in timings:
+                    mlflow.log_metric("duration_s", timings[stage]["seconds"])
                 if stage == "train" and paths.train_curve.is_file():
                     log_curve(MlflowClient(), mlflow.active_run().info.run_id,
                               pd.read_csv(paths.train_curve))
@@ -262,12 +264,12 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
     return state
 
 
-def _span(paths: Paths, stage: str) -> tuple[int, int] | None:
-    """(start, end) in ms of the stage's last run, from its runlog; None before any."""
-    if not paths.timing(stage).is_file():
+def _span(timing: dict) -> tuple[int, int] | None:
+    """(start, end) in ms of a stage's last run, from its runlog; None before any (or from a
+    runlog that predates the wall-clock times)."""
+    if "started" not in timing:
         return None
-    t = read_json(paths.timing(stage))
-    return (int(t["started"] * 1000), int(t["ended"] * 1000)) if "started" in t else None
+    return int(timing["started"] * 1000), int(timing["ended"] * 1000)
 
 
 def log_curve(client, run_id: str, curve: pd.DataFrame) -> None:
