@@ -35,6 +35,7 @@ test: install  ## the test suite
 	$(PY) -m pytest
 
 ui: install  ## the MLflow UI over the local store, on http://127.0.0.1:5000
+	$(PY) -m augflow.cli relocate-mlflow   # a moved checkout's store points at its own artifacts
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 # A local Prefect server (UI + scheduler) on 127.0.0.1, and the deployment served against it:

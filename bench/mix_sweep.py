@@ -39,7 +39,10 @@ def main() -> int:
     from augflow.stats import arm_and_gain_cis
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--set", choices=("digits", "glyphs28"), default="digits")
+    ap.add_argument("--set", choices=("digits", "glyphs28", "table"), default="digits")
+    ap.add_argument("--norm", choices=("real", "rows", "both"), default="real",
+                    help="weights sum to the real rows (real) or average 1 over all rows (rows)")
+    ap.add_argument("--shares", default=None, help="c/s pairs, e.g. 0.5/0.25,2/0")
     ap.add_argument("--levels", default="5,10")
     ap.add_argument("--draws", type=int, default=3)
     args = ap.parse_args()
@@ -52,6 +55,14 @@ def main() -> int:
         write_glyphs(src / "data" / "raw" / "glyphs", 300)
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
             update={"source": "image_folder", "path": "data/raw/glyphs"})})
+    elif args.set == "table":
+        from lowdata_sets import write_table
+        write_table(src / "data" / "raw" / "table.csv")
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
+            update={"source": "csv", "path": "data/raw/table.csv", "label_column": "segment"})})
+    shares = ([tuple(float(v) for v in p.split("/")) for p in args.shares.split(",")]
+              if args.shares else SHARES)
+    norms = ("real", "rows") if args.norm == "both" else (args.norm,)
     for lpc in (int(v) for v in args.levels.split(",")):
         lcfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"labels_per_class": lpc})})
         preds: dict[str, dict[str, list]] = {}
@@ -69,10 +80,16 @@ def main() -> int:
             xt, yt = read_xy(paths.split("test"), schema)
             xr, yr = read_xy(paths.split("train"), schema)
             extra = {int(c): int((ya == c).sum() - (yr == c).sum()) for c in np.unique(yr)}
-            arms = {"real": (xr, yr, None),
-                    "classic": classic_rows(xr, yr, extra, tuple(schema["image_shape"]), 0) + (None,)}
-            for c, s in SHARES:
-                arms[f"{c:g}/{s:g}"] = (xa, ya, mix_weights(kinds, {"classic": c, "synthetic": s}))
+            arms = {"real": (xr, yr, None)}
+            if schema.get("image_shape"):
+                arms["classic"] = classic_rows(xr, yr, extra, tuple(schema["image_shape"]),
+                                               0) + (None,)
+            for c, s in shares:
+                for norm in norms:
+                    w = mix_weights(kinds, {"classic": c, "synthetic": s})
+                    if norm == "rows":
+                        w = w * (len(w) / w.sum())
+                    arms[f"{c:g}/{s:g}" + ("" if norm == "real" else "n")] = (xa, ya, w)
             for name, (x, y, w) in arms.items():
                 for clf in CLASSIFIERS:
                     for seed in range(2):

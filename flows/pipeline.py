@@ -56,6 +56,53 @@ def workspace_lock(root: Path, wait_seconds: float):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# Open handles on DVC's repo lock (.dvc/tmp/lock) held by flow runs in this process, by root.
+_DVC_LOCKS: dict[str, object] = {}
+# Test seam: called with (stage, root) after each stage while the flow holds the workspace.
+BETWEEN_STAGES_HOOK = None
+
+
+@contextmanager
+def dvc_repo_lock(root: Path):
+    """Hold DVC's own repo lock for the whole flow run (the same `flock` on .dvc/tmp/lock that
+    DVC's zc.lockfile takes); `run_stage` hands it to its `dvc repro` child and takes it back.
+    So a manual `dvc repro` (or checkout, gc, ...) started while the flow is between two stages
+    stops at once with DVC's "Unable to acquire lock", before it removes or rebuilds an output
+    under the flow. One started in the instant of a hand-over gets the lock instead: it runs
+    that stage itself and the flow's child waits and finds it up to date."""
+    path = root / ".dvc" / "tmp" / "lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        _flock_waiting(fh, f"{path} (a DVC command is running in {root})")
+        _DVC_LOCKS[str(root)] = fh
+        try:
+            yield
+        finally:
+            _DVC_LOCKS.pop(str(root), None)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _flock_waiting(fh, what: str) -> None:
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"waiting for the lock {what}", file=sys.stderr)
+        fcntl.flock(fh, fcntl.LOCK_EX)
+
+
+@contextmanager
+def _dvc_lock_handed_over(root: str):
+    fh = _DVC_LOCKS.get(root)
+    if fh is None:            # run_stage outside a flow run: DVC locks for itself
+        yield
+        return
+    fcntl.flock(fh, fcntl.LOCK_UN)
+    try:
+        yield
+    finally:
+        _flock_waiting(fh, f"{root}/.dvc/tmp/lock (a DVC command started during a hand-over)")
+
+
 def _retry_unless_input_error(task, task_run, state) -> bool:
     exc = state.result(raise_on_failure=False)
     return not isinstance(exc, StageInputError)
@@ -83,7 +130,8 @@ def run_stage(stage: str, root: str, force: bool = False, after: dict | None = N
     cmd = [sys.executable, "-m", "dvc", "repro", "--single-item", stage]
     if force:
         cmd.append("--force")
-    proc = subprocess.run(cmd, cwd=root, env=_stage_env(), capture_output=True, text=True)
+    with _dvc_lock_handed_over(root):
+        proc = subprocess.run(cmd, cwd=root, env=_stage_env(), capture_output=True, text=True)
     out = (proc.stdout + proc.stderr).strip()
     skipped = "didn't change, skipping" in out
     logger.info("stage %s %s", stage, "up to date (skipped)" if skipped else "ran")
@@ -132,10 +180,12 @@ def summary_markdown(results: list[dict], tracking: dict | None = None) -> str:
 def augflow_pipeline(root: str = ".", force: bool = False, wait_for_lock_s: float = 0.0) -> list[dict]:
     """Run every stage of dvc.yaml in order; a failing stage stops the run."""
     root = str(Path(root).resolve())
-    with workspace_lock(Path(root), wait_for_lock_s):
+    with workspace_lock(Path(root), wait_for_lock_s), dvc_repo_lock(Path(root)):
         results: list[dict] = []
         for stage in STAGES:
             results.append(run_stage(stage, root, force, after=results[-1] if results else None))
+            if BETWEEN_STAGES_HOOK is not None:
+                BETWEEN_STAGES_HOOK(stage, root)
     runlog = Path(root) / "data/runlog/tracking.json"
     tracking = json.loads(runlog.read_text()) if runlog.is_file() else None
     create_markdown_artifact(summary_markdown(results, tracking), key="augflow-run-summary",

@@ -56,6 +56,7 @@ def make_workspace(path: Path, params: dict | None = None) -> Path:
     run("git", "config", "user.email", "test@example.invalid")
     run("git", "config", "user.name", "augflow tests")
     run(sys.executable, "-m", "dvc", "init", "-q")
+    shutil.copytree(REPO / ".dvc" / "plots", path / ".dvc" / "plots")   # the plot templates
     return path
 
 

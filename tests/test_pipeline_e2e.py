@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+import time
 
 import pandas as pd
 import pytest
 import torch
 import yaml
 
-from conftest import REPO, dvc
+from conftest import REPO, augflow, dvc
 
 STAGE_ORDER = ("prepare", "validate", "train", "generate", "filter", "augment", "evaluate", "track")
 
@@ -119,6 +121,71 @@ def test_mlflow_holds_the_run_with_figures_and_a_loadable_model(pipeline_ws):
     assert "promoted" in version.description.lower() and "CI" in version.description
     sig = mlflow.models.get_model_info(f"models:/augflow-cvae/{version.version}").signature
     assert [i.name for i in sig.inputs.inputs] == ["x", "y"]
+
+
+def test_dvc_plots_draw_each_file_once_with_its_spec(pipeline_ws):
+    """`dvc plots show`: one chart per data file (no second default chart from a stage's
+    `plots:`), the arms and per-class recall split by classifier on one shared axis, each PNG
+    listed once, and every label a reader needs."""
+    out = json.loads(dvc(pipeline_ws, "plots", "show", "--json").stdout)["data"]
+    assert sorted(out) == sorted(["plots/train_curve.csv", "plots/evaluate_arms.csv",
+                                  "plots/per_class_recall.csv", "plots/sample_grid.png",
+                                  "plots/filter_scores.png", "plots/evaluate_arms.png"])
+    assert all(len(v) == 1 for v in out.values())
+    arms = out["plots/evaluate_arms.csv"][0]["content"]
+    assert arms["facet"]["row"]["field"] == "classifier"
+    layers = arms["spec"]["layer"]
+    assert layers[0]["encoding"]["y"]["field"] == "arm"
+    assert layers[0]["encoding"]["x"]["field"] == "ci_low" and layers[1]["encoding"]["x"]["field"] == "mean"
+    assert {r["classifier"] for r in arms["data"]["values"]} == {"logreg", "random_forest"}
+    recall = out["plots/per_class_recall.csv"][0]["content"]
+    assert recall["facet"]["row"]["field"] == "classifier"
+    assert recall["spec"]["encoding"]["color"]["field"] == "arm"
+    curve = out["plots/train_curve.csv"][0]["content"]
+    assert '"title": "loss (negative ELBO per row)"' in json.dumps(curve)    # not "y"
+
+
+def test_a_moved_checkout_keeps_its_mlflow_artifacts_and_reused_stages_keep_no_old_span(
+        pipeline_ws, tmp_path):
+    """MLflow stores artifact locations as absolute paths: after moving the checkout, `augflow
+    relocate-mlflow` (which `make ui` and every `track` run first) points them at the new place.
+    A second track over unchanged outputs marks every stage as reused instead of stretching the
+    new parent back over the first run's stage times."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    first = tmp_path / "first"
+    shutil.copytree(pipeline_ws, first, symlinks=True)
+    assert augflow(first, "relocate-mlflow").stdout.startswith("MLflow artifacts: moved from")
+    moved = tmp_path / "moved"
+    first.rename(moved)
+    mlflow.set_tracking_uri(f"sqlite:///{moved / 'mlflow/mlflow.db'}")
+    client = MlflowClient()
+    parent = next(r for r in client.search_runs([client.get_experiment_by_name("augflow")
+                                                 .experiment_id]) if r.info.run_name == "pipeline")
+    with pytest.raises(Exception):       # the artifacts are recorded under the old path
+        client.download_artifacts(parent.info.run_id, "figures/loss_curve.png", str(tmp_path))
+    proc = augflow(moved, "relocate-mlflow")
+    assert proc.returncode == 0 and str(first) in proc.stdout, proc.stdout + proc.stderr
+    assert augflow(moved, "relocate-mlflow").stdout.strip() == "MLflow artifacts: in place"
+    png = client.download_artifacts(parent.info.run_id, "figures/loss_curve.png", str(tmp_path))
+    assert open(png, "rb").read(4) == b"\x89PNG"
+    model = mlflow.pytorch.load_model("models:/augflow-cvae/1")
+    assert model.sample(torch.arange(3)).shape == (3, 64)
+
+    began = time.time()
+    proc = augflow(moved, "track")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    exp_id = client.get_experiment_by_name("augflow").experiment_id
+    runs = client.search_runs([exp_id], order_by=["attributes.start_time DESC"])
+    second = next(r for r in runs if r.info.run_name == "pipeline"
+                  and r.info.run_id != parent.info.run_id)
+    assert second.info.start_time >= began * 1000 - 1000          # not the first run's stage times
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == second.info.run_id]
+    assert len(children) == 7
+    assert all("reused by DVC" in c.data.tags.get("reused", "") for c in children)
+    assert all("duration_s" not in c.data.metrics for c in children)
+    assert second.info.artifact_uri.startswith((moved / "mlflow/artifacts").as_uri())
 
 
 def test_prefect_recorded_the_run_and_its_report_artifacts(pipeline_ws):

@@ -177,3 +177,69 @@ def _finished_pipeline_runs(db) -> int:
                            "status = 'FINISHED'").fetchone()[0]
     finally:
         con.close()
+
+
+def test_a_full_disk_while_a_stage_writes_fails_clearly_keeps_the_outputs_and_recovers(ws):
+    """The disk fills while `generate` writes its samples. Simulated with a file-size limit
+    (RLIMIT_FSIZE: every write past it fails with EFBIG, the same path as ENOSPC, and it needs
+    no root or tmpfs mount): one line naming the file and the rule, a non-zero exit, every
+    output of the stage still the last good bytes, no temp file left, and the next run (space
+    back) recovers."""
+    import resource
+
+    samples = ws / "data/synthetic/samples.parquet"
+    good = _lock_hashes(ws)
+    before = {p: p.read_bytes() for p in (samples, ws / "metrics/generate.json",
+                                          ws / "plots/sample_grid.png")}
+    limit = samples.stat().st_size // 2
+
+    def small_disk():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.run([sys.executable, "-m", "augflow.cli", "generate"], cwd=ws,
+                          env=stage_env(), capture_output=True, text=True, preexec_fn=small_disk)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("augflow generate: error: ") and "Traceback" not in proc.stderr
+    assert "data/synthetic/samples.parquet: could not write: File too large" in last
+    assert last.endswith("[rule: disk space]")
+    assert {p: p.read_bytes() for p in before} == before
+    assert not _leftover_temp_files(ws)
+    assert "up to date" in dvc(ws, "status").stdout
+    dvc(ws, "repro", "--force", "--single-item", "generate")
+    assert _lock_hashes(ws) == good
+
+
+def _outputs(ws) -> dict:
+    return {p.relative_to(ws).as_posix(): p.read_bytes() for sub in ("data", "metrics", "plots")
+            for p in sorted((ws / sub).rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def test_a_manual_dvc_repro_while_the_flow_is_between_stages_touches_nothing(ws, monkeypatch):
+    """The flow holds DVC's repo lock between its stages: a user's `dvc repro` (or `--force`,
+    or `dvc checkout`) started after `train` and before `generate` stops at once with DVC's
+    lock message, removes and rebuilds nothing, and the flow then finishes its run."""
+    import flows.pipeline as fp
+
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    params.setdefault("generate", {})["temperature"] = 2.5
+    (ws / "params.yaml").write_text(yaml.safe_dump(params))   # generate onwards is stale
+    seen = {}
+
+    def manual_repro(stage, root):
+        if stage != "train":
+            return
+        before = _outputs(ws)
+        for args in (("repro",), ("repro", "--force"), ("checkout", "--force")):
+            seen[args] = dvc(ws, *args, check=False)
+        seen["unchanged"] = _outputs(ws) == before
+
+    monkeypatch.setattr(fp, "BETWEEN_STAGES_HOOK", manual_repro)
+    results = fp.augflow_pipeline(root=str(ws))
+    for args in (("repro",), ("repro", "--force"), ("checkout", "--force")):
+        proc = seen[args]
+        assert proc.returncode != 0 and "Unable to acquire lock" in proc.stderr, args
+    assert seen["unchanged"]
+    ran = [r["stage"] for r in results if not r["skipped"]]
+    assert ran[:2] == ["generate", "filter"]          # the flow, not the manual run, did them
+    assert "up to date" in dvc(ws, "status").stdout

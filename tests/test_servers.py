@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO, stage_env
 
@@ -32,7 +34,8 @@ def _wait_for(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"server exited early: {proc.stdout.read()[-3000:]}")
+            out = proc.stdout.read() if proc.stdout else "(its output is in its log file)"
+            raise AssertionError(f"server exited early: {out[-3000:]}")
         try:
             urllib.request.urlopen(url, timeout=2)
             return
@@ -41,8 +44,11 @@ def _wait_for(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
     raise AssertionError(f"server at {url} did not come up in {seconds} s")
 
 
-def _start(cmd: list[str], env: dict, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+def _start(cmd: list[str], env: dict, cwd: Path, log: Path | None = None) -> subprocess.Popen:
+    # A busy server (two workers, two clients) writes more access-log lines than a pipe holds:
+    # unread, the pipe fills and the server blocks. Such a server logs to a file instead.
+    out = open(log, "w") if log is not None else subprocess.PIPE
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
 
 
@@ -84,6 +90,65 @@ def test_mlflow_server_serves_the_run_its_children_and_artifacts(pipeline_ws):
         assert model["registered_model"]["name"] == "augflow-cvae"
     finally:
         _stop(proc)
+
+
+def _search_runs(base: str, exp_id: str) -> list[dict]:
+    req = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", method="POST",
+                                 data=json.dumps({"experiment_ids": [exp_id],
+                                                  "max_results": 1000}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read()).get("runs", [])
+
+
+def test_two_workspaces_track_to_one_mlflow_server_at_once(pipeline_ws, tmp_path):
+    """Two pipelines (two workspaces, same outputs) run their `track` step at the same moment
+    against one `mlflow server`: both create-or-find the experiment, both parents finish with
+    all seven children, nothing is left RUNNING, and each registers its own model version."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = _start([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                     f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
+                     str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port",
+                     str(port), "--workers", "2"], stage_env(), tmp_path,
+                    log=tmp_path / "server.log")
+    workspaces = []
+    for name in ("ws_a", "ws_b"):
+        ws = tmp_path / name
+        shutil.copytree(pipeline_ws, ws, ignore=shutil.ignore_patterns("mlflow"), symlinks=True)
+        params = yaml.safe_load((ws / "params.yaml").read_text())
+        params.setdefault("tracking", {})["uri"] = base
+        (ws / "params.yaml").write_text(yaml.safe_dump(params))
+        workspaces.append(ws)
+    try:
+        _wait_for(f"{base}/health", server)
+        procs = [subprocess.Popen([sys.executable, "-m", "augflow.cli", "track"], cwd=ws,
+                                  env=stage_env(), stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True) for ws in workspaces]
+        outs = [p.communicate(timeout=480)[0] for p in procs]
+        for p, out in zip(procs, outs):
+            assert p.returncode == 0, out[-3000:]
+        exp = _get(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=augflow")
+        runs = _search_runs(base, exp["experiment"]["experiment_id"])
+        assert [r["info"]["run_name"] for r in runs if r["info"]["status"] != "FINISHED"] == []
+        parents = [r for r in runs if r["info"]["run_name"] == "pipeline"]
+        assert len(parents) == 2
+        for parent in parents:
+            pid = parent["info"]["run_id"]
+            children = [r["info"]["run_name"] for r in runs
+                        if any(t["key"] == "mlflow.parentRunId" and t["value"] == pid
+                               for t in r["data"].get("tags", []))]
+            assert sorted(children) == sorted(["prepare", "validate", "train", "generate",
+                                               "filter", "augment", "evaluate"])
+            q = urllib.parse.urlencode({"run_id": pid, "path": "figures"})
+            files = _get(f"{base}/api/2.0/mlflow/artifacts/list?{q}")["files"]
+            assert "figures/loss_curve.png" in {f["path"] for f in files}
+        q = urllib.parse.urlencode({"filter": "name='augflow-cvae'"})
+        all_versions = _get(f"{base}/api/2.0/mlflow/model-versions/search?{q}")["model_versions"]
+        assert sorted(v["run_id"] for v in all_versions) == sorted(p["info"]["run_id"]
+                                                                    for p in parents)
+    finally:
+        _stop(server)
 
 
 def test_prefect_scheduler_creates_and_completes_a_run_of_the_served_deployment(tmp_path):

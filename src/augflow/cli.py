@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in STAGES:
         sub.add_parser(name, help=f"run the {name} stage")
     sub.add_parser("check-params", help="validate params.yaml and exit")
+    sub.add_parser("relocate-mlflow", help="point the local MLflow store's artifacts at this "
+                                           "checkout (after moving or copying it)")
     low = sub.add_parser("lowdata", help="the gain vs labels per class curve (slow; not a DVC stage)")
     low.add_argument("--levels", default="5,10,20,50,all", help="labels per class, comma-separated")
     low.add_argument("--draws", type=int, default=3, help="re-draws of the labelled subset per level")
@@ -133,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "lowdata":
             return _lowdata(args)
+        if args.command == "relocate-mlflow":
+            from augflow.tracking import relocate_local_store
+
+            old = relocate_local_store(load_config(args.params), Path(args.root).resolve())
+            print(f"MLflow artifacts: moved from {old}" if old else "MLflow artifacts: in place")
+            return 0
         metrics = run_stage(args.command, args.params, args.root)
     except AugflowError as err:
         rule = f" [rule: {err.rule}]" if err.rule else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -21,6 +22,8 @@ from augflow.errors import AugflowError
 # (tests/test_reruns.py). Unset in normal runs.
 CRASH_ENV = "AUGFLOW_CRASH_BEFORE_RENAME"
 
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -34,9 +37,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        yield Path(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        try:
+            yield Path(tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        except OSError as err:
+            # A full disk (or a quota, or a file-size limit) while writing: one clear line.
+            # The target was not touched (only the temp file, removed below), so the last good
+            # output stays as it was and the next run, with space freed, writes it afresh.
+            if err.errno not in _NO_SPACE:
+                raise
+            raise AugflowError(f"could not write: {os.strerror(err.errno)}; the previous file "
+                               "is kept; free space and rerun", file=str(path),
+                               rule="disk space") from None
         crash_at = os.environ.get(CRASH_ENV)
         if crash_at and path.as_posix().endswith(crash_at):
             os.killpg(os.getpgid(0), signal.SIGKILL)

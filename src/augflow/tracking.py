@@ -107,6 +107,45 @@ def experiment_id(mlflow, cfg: Config, root: Path) -> str:
         return exp.experiment_id
 
 
+# Where MLflow's SQL store keeps artifact locations (MLflow 3 schema). MLflow always stores them
+# as absolute file URIs, so a moved or copied checkout would point every artifact back at the
+# old place; `relocate_local_store` rewrites them to the workspace the store now lives in.
+_ARTIFACT_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                     ("logged_models", "artifact_location"), ("model_versions", "source"),
+                     ("model_versions", "storage_location"))
+
+
+def relocate_local_store(cfg: Config, root: Path) -> str | None:
+    """If the workspace's local MLflow store (sqlite) records artifacts under another checkout's
+    path, point them at this checkout's `tracking.artifact_dir`. Returns the old location when it
+    rewrote anything. A server store (http) or a store outside the workspace is left alone."""
+    import sqlite3
+
+    uri = cfg.tracking.uri
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(_tracking_uri(uri, root)[len("sqlite:///"):])
+    if not db.is_file() or not db.is_relative_to(root.resolve()):
+        return None
+    new = inside_workspace(root, cfg.tracking.artifact_dir, "tracking.artifact_dir").as_uri()
+    suffix = "/" + Path(cfg.tracking.artifact_dir).as_posix().strip("/")
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        with con:
+            olds = {row[0] for row in con.execute(
+                "SELECT artifact_location FROM experiments WHERE artifact_location LIKE 'file://%'")}
+            # only this workspace's own artifact root, seen from another path
+            olds = {o for o in olds if o != new and o.endswith(suffix)}
+            for old in olds:
+                for table, col in _ARTIFACT_COLUMNS:
+                    con.execute(f"UPDATE {table} SET {col} = ? || substr({col}, ?) "
+                                f"WHERE substr({col}, 1, ?) = ?",
+                                (new, len(old) + 1, len(old), old))
+    finally:
+        con.close()
+    return sorted(olds)[0] if olds else None
+
+
 def _alive(pid) -> bool:
     try:
         os.kill(int(pid), 0)
@@ -180,6 +219,10 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
     from augflow.train import load_checkpoint
 
     root = paths.root.resolve()
+    moved_from = relocate_local_store(cfg, root)
+    if moved_from:
+        log.info("the MLflow store's artifacts were recorded under %s; now under this workspace",
+                 moved_from)
     mlflow.set_tracking_uri(_tracking_uri(cfg.tracking.uri, root))
     exp_id = experiment_id(mlflow, cfg, root)
     closed = close_abandoned_runs(MlflowClient(), exp_id)
@@ -195,7 +238,12 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
     # MLflow stamps a run with the time it is logged; each stage ran earlier (its last real run)
     timings = {stage: read_json(paths.timing(stage)) for stage in STAGES
                if paths.timing(stage).is_file()}
-    spans = {stage: _span(timings.get(stage, {})) for stage in STAGES}
+    reused = reused_stages(timings, _previous_track_start(paths))
+    # A stage DVC reused ran in an earlier pipeline: its old span would stretch this parent
+    # over days and put it out of order, so only the stages that ran now keep their spans.
+    spans = {stage: None if stage in reused else _span(timings.get(stage, {})) for stage in STAGES}
+    if reused:
+        tags["reused_stages"] = ", ".join(reused)
     starts = [sp[0] for sp in spans.values() if sp]
     created = MlflowClient().create_run(exp_id, start_time=min(starts) if starts else None,
                                         run_name="pipeline", tags=tags)
@@ -208,9 +256,11 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
         ended: dict[str, int] = {}
         for stage in STAGES:
             span = spans[stage]
+            child_tags = {"stage": stage, "mlflow.parentRunId": parent.info.run_id, **tags}
+            if stage in reused:
+                child_tags["reused"] = reused[stage]
             child = MlflowClient().create_run(
-                exp_id, start_time=span[0] if span else None, run_name=stage,
-                tags={"stage": stage, "mlflow.parentRunId": parent.info.run_id, **tags})
+                exp_id, start_time=span[0] if span else None, run_name=stage, tags=child_tags)
             if span:
                 ended[child.info.run_id] = span[1]
             with mlflow.start_run(run_id=child.info.run_id, nested=True):
@@ -218,7 +268,7 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
                 if m.is_file():
                     mlflow.log_metrics(flatten(read_json(m)))
                     mlflow.log_artifact(str(m))
-                if stage in timings:
+                if stage in timings and stage not in reused:
                     mlflow.log_metric("duration_s", timings[stage]["seconds"])
                 if stage == "train" and paths.train_curve.is_file():
                     log_curve(MlflowClient(), mlflow.active_run().info.run_id,
@@ -247,13 +297,19 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
         version = str(info.registered_model_version)
         promotion = evaluation["promotion"]
         client = MlflowClient()
-        client.set_model_version_tag(cfg.tracking.registered_model, version, "promotion",
-                                     promotion["reason"])
+        # The versions table cuts a tag to ~20 characters: the verdict goes first.
+        verdict = ("champion" if promotion["promote"] else "not promoted") + ": " + promotion["reason"]
+        client.set_model_version_tag(cfg.tracking.registered_model, version, "promotion", verdict)
+        client.update_registered_model(cfg.tracking.registered_model, description=(
+            "Conditional VAE that generates labelled synthetic rows for augflow's augmented "
+            "training set. One version per tracked pipeline run; the `champion` alias marks the "
+            "latest version whose augmented set beat real data alone on the untouched test "
+            "split (the version description says why or why not)."))
         client.update_model_version(cfg.tracking.registered_model, version,
                                     description=model_description(promotion, evaluation))
         if promotion["promote"]:
             client.set_registered_model_alias(cfg.tracking.registered_model, "champion", version)
-        mlflow.set_tag("promotion", promotion["reason"])
+        mlflow.set_tag("promotion", verdict)
         run_id = parent.info.run_id
     for child_id, end in ended.items():
         MlflowClient().set_terminated(child_id, "FINISHED", end_time=end)
@@ -262,6 +318,26 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
              "champion": bool(promotion["promote"])}
     write_json(paths.tracking_state, state)
     return state
+
+
+def _previous_track_start(paths: Paths) -> float | None:
+    """When the last successful `track` began (its runlog is written when it ends)."""
+    path = paths.timing("track")
+    return read_json(path).get("started") if path.is_file() else None
+
+
+def reused_stages(timings: dict[str, dict], since: float | None) -> dict[str, str]:
+    """Stages whose last run ended before the previous tracked pipeline began: DVC reused
+    their outputs in this one. Mapped to what the stage's MLflow run says about it."""
+    if since is None:
+        return {}
+    out = {}
+    for stage, t in timings.items():
+        if "ended" in t and t["ended"] <= since:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t["started"]))
+            out[stage] = (f"outputs reused by DVC (unchanged inputs); the stage last ran at "
+                          f"{when} for {t['seconds']:.1f} s")
+    return out
 
 
 def _span(timing: dict) -> tuple[int, int] | None:
