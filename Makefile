@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 PREFECT_PORT ?= 4200
 MLFLOW_PORT ?= 5000
 
-.PHONY: install run test ui serve lock
+.PHONY: install run test lint ui serve lock
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,9 @@ run: install  ## the whole pipeline on the default (digits), through the Prefect
 
 test: install  ## the test suite
 	$(PY) -m pytest
+
+lint: install  ## ruff, configured in pyproject.toml (CI runs it before the tests)
+	$(VENV)/bin/ruff check src flows bench tests
 
 ui: install  ## the MLflow UI over the local store, on http://127.0.0.1:5000
 	$(PY) -m augflow.cli relocate-mlflow   # a moved checkout's store points at its own artifacts

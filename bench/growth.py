@@ -21,7 +21,7 @@ from _common import default_params, machine, merged, table, write_section  # fir
 import numpy as np
 import yaml
 
-STAGES = ("prepare", "validate", "train", "generate", "filter", "augment", "evaluate", "track")
+from augflow.paths import STAGES  # the one stage list
 # Evaluation kept bounded: 2 seeds, logreg only (the arms stay as in params.yaml).
 EVAL = {"evaluate": {"n_seeds": 2, "classifiers": ["logreg"], "promote_classifier": "logreg"}}
 # --quick: tiny, and a filter that keeps everything (an empty kept set crashes evaluate).

@@ -25,7 +25,7 @@ from pathlib import Path
 from _common import (REPO, default_params, machine, make_workspace, median, merged, stage_env,
                      table, write_section)
 
-STAGES = ("prepare", "validate", "train", "generate", "filter", "augment", "evaluate", "track")
+from augflow.paths import STAGES  # the one stage list
 # --quick: a tiny pipeline. Consistency is switched off so a barely trained VAE still keeps some
 # samples (an empty kept set crashes evaluate, see BENCHMARKS.md / the report).
 QUICK = {"data": {"labels_per_class": 10}, "vae": {"max_epochs": 10, "patience": 10},

@@ -18,8 +18,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-# The same stages, in the same order, as dvc.yaml (a test holds the two together).
-STAGES = ("prepare", "validate", "train", "generate", "filter", "augment", "evaluate", "track")
+from augflow.paths import STAGES  # one list; a test holds it to dvc.yaml
 
 
 class StageInputError(RuntimeError):
@@ -139,9 +138,12 @@ def run_stage(stage: str, root: str, force: bool = False, after: dict | None = N
         tail = "\n".join(out.splitlines()[-25:])
         # Only a stage command that died (killed, out of memory, a crash) is worth a retry;
         # rejected input or a DVC config problem (e.g. a param missing) fails the same way again.
-        crashed = "failed to run:" in out and f"augflow {stage}: error:" not in out
+        # dvc itself killed by a signal (negative code) is a crash too, whatever it printed.
+        crashed = proc.returncode < 0 or ("failed to run:" in out
+                                          and f"augflow {stage}: error:" not in out)
         if not crashed and "Unable to acquire lock" not in out:
-            raise StageInputError(f"stage {stage} rejected its input or config:\n{tail}")
+            raise StageInputError(f"stage {stage} rejected its input or config (dvc exit "
+                                  f"{proc.returncode}):\n{tail}")
         raise StageCrashed(f"stage {stage} failed (dvc exit {proc.returncode}):\n{tail}")
     metrics_file = Path(root) / "metrics" / f"{stage}.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
@@ -167,7 +169,8 @@ def summary_markdown(results: list[dict], tracking: dict | None = None) -> str:
             lines.append(f"| {clf} | {r['arms']['real']['accuracy']['mean']:.4f} | "
                          f"{r['arms']['augmented']['accuracy']['mean']:.4f} | "
                          f"{g['mean']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] |")
-        lines += ["", f"Promotion: {ev['promotion']['reason']}"]
+        verdict = "promoted to champion" if ev["promotion"]["promote"] else "not promoted"
+        lines += ["", f"Promotion: **{verdict}**: {ev['promotion']['reason']}"]
     if tracking:
         lines += ["", f"MLflow: experiment {tracking.get('experiment_id')}, run "
                       f"`{tracking.get('run_id')}` (`make ui`, then "

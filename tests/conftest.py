@@ -91,3 +91,18 @@ def pipeline_ws(tmp_path_factory, prefect_server) -> Path:
     ws = make_workspace(tmp_path_factory.mktemp("pipeline"))
     augflow_pipeline(root=str(ws))
     return ws
+
+
+# Fixtures that run (part of) the pipeline, a server or a training loop; and whole modules of
+# end-to-end subprocess runs. Tests using them are marked `slow`: `pytest -m "not slow"` is the
+# fast loop while editing; the README's test command runs everything.
+_SLOW_FIXTURES = {"pipeline_ws", "prefect_server", "wine_ws", "image_ws", "csv_ws", "png_ws",
+                  "filtered", "trained", "trained_cvae", "ws"}
+_SLOW_MODULES = {"test_servers", "test_reruns", "test_failures", "test_bad_input", "test_own_data"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if (_SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or item.module.__name__ in _SLOW_MODULES):
+            item.add_marker(pytest.mark.slow)

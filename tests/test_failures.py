@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from conftest import TINY, augflow, dvc, make_workspace, merged
 

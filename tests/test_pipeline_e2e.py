@@ -13,7 +13,7 @@ import yaml
 
 from conftest import REPO, augflow, dvc
 
-STAGE_ORDER = ("prepare", "validate", "train", "generate", "filter", "augment", "evaluate", "track")
+from augflow.paths import STAGES as STAGE_ORDER
 
 
 def test_flow_and_dvc_yaml_name_the_same_stages_in_order():
@@ -142,7 +142,7 @@ def test_dvc_plots_draw_each_file_once_with_its_spec(pipeline_ws):
     assert recall["facet"]["row"]["field"] == "classifier"
     assert recall["spec"]["encoding"]["color"]["field"] == "arm"
     curve = out["plots/train_curve.csv"][0]["content"]
-    assert '"title": "loss (negative ELBO per row)"' in json.dumps(curve)    # not "y"
+    assert '"title": "negative ELBO (beta-weighted), per row"' in json.dumps(curve)  # not "y"
 
 
 def test_a_moved_checkout_keeps_its_mlflow_artifacts_and_reused_stages_keep_no_old_span(
@@ -184,6 +184,10 @@ def test_a_moved_checkout_keeps_its_mlflow_artifacts_and_reused_stages_keep_no_o
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == second.info.run_id]
     assert len(children) == 7
     assert all("reused by DVC" in c.data.tags.get("reused", "") for c in children)
+    assert all("reused_stages" not in c.data.tags for c in children)
+    assert second.data.tags["reused_stages"].startswith("7 of 7: prepare, validate")
+    note = second.data.tags["mlflow.note.content"]          # the run's Description
+    assert "romoted" in note.splitlines()[0] and "| logreg |" in note and "Reused by DVC" in note
     assert all("duration_s" not in c.data.metrics for c in children)
     assert second.info.artifact_uri.startswith((moved / "mlflow/artifacts").as_uri())
 

@@ -18,7 +18,7 @@ class TorchMLP:
         self.lr, self.batch_size, self.weight_decay = lr, batch_size, weight_decay
 
     def fit(self, x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
-            ) -> "TorchMLP":
+            ) -> TorchMLP:
         import torch.nn.functional as F
 
         from augflow.models.classifier import MLPClassifier

@@ -8,11 +8,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from augflow.config import Config, load_config
 from augflow.errors import AugflowError
 from augflow.io import write_json
+from augflow.paths import STAGES as STAGE_NAMES
 from augflow.paths import Paths
 
 
@@ -56,11 +57,12 @@ def _track(cfg: Config, p: Paths) -> dict:
     return run_track(cfg, p)
 
 
-# The pipeline's stages in order; dvc.yaml and the Prefect flow name the same ones.
-STAGES: dict[str, Callable[[Config, Paths], dict]] = {
+# Each stage's entry, in the order of augflow.paths.STAGES (a missing one fails at import).
+_ENTRIES: dict[str, Callable[[Config, Paths], dict]] = {
     "prepare": _prepare, "validate": _validate, "train": _train, "generate": _generate,
     "filter": _filter, "augment": _augment, "evaluate": _evaluate, "track": _track,
 }
+STAGES = {name: _ENTRIES[name] for name in STAGE_NAMES}
 # Stages whose entry function writes its own metrics file (or none).
 _OWN_METRICS = {"evaluate", "track"}
 
@@ -100,9 +102,17 @@ def _lowdata(args) -> int:
     arms = [a.strip() for a in args.arms.split(",")]
     if "real" not in arms or "augmented" not in arms:
         raise AugflowError("--arms must include real and augmented", field="--arms", rule="required arms")
-    result = run_lowdata(load_config(args.params), levels, args.draws, args.seeds, classifiers,
-                         arms, Path(args.root) / args.out, Path(args.root))
+    run_lowdata(load_config(args.params), levels, args.draws, args.seeds, classifiers,
+                arms, Path(args.root) / args.out, Path(args.root))
     print((Path(args.root) / args.out / "lowdata.md").read_text())
+    return 0
+
+
+def _relocate_mlflow(args) -> int:
+    from augflow.tracking import relocate_local_store
+
+    old = relocate_local_store(load_config(args.params), Path(args.root).resolve())
+    print(f"MLflow artifacts: moved from {old}" if old else "MLflow artifacts: in place")
     return 0
 
 
@@ -136,11 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "lowdata":
             return _lowdata(args)
         if args.command == "relocate-mlflow":
-            from augflow.tracking import relocate_local_store
-
-            old = relocate_local_store(load_config(args.params), Path(args.root).resolve())
-            print(f"MLflow artifacts: moved from {old}" if old else "MLflow artifacts: in place")
-            return 0
+            return _relocate_mlflow(args)
         metrics = run_stage(args.command, args.params, args.root)
     except AugflowError as err:
         rule = f" [rule: {err.rule}]" if err.rule else ""

@@ -28,7 +28,7 @@ class ColumnRule(_Strict):
     categories: tuple[str, ...] | None = None
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "ColumnRule":
+    def _one_kind(self) -> ColumnRule:
         if self.categories is not None and (self.min is not None or self.max is not None):
             raise ValueError("a column is either numeric (min/max) or categorical (categories)")
         if self.min is not None and self.max is not None and self.min >= self.max:
@@ -50,7 +50,7 @@ class DataConfig(_Strict):
     min_rows_per_class: int = Field(2, ge=1)
 
     @model_validator(mode="after")
-    def _path_matches_source(self) -> "DataConfig":
+    def _path_matches_source(self) -> DataConfig:
         if self.source in FILE_SOURCES and not self.path:
             raise ValueError(f"source {self.source!r} reads a file: set data.path")
         if self.source in BUILTIN_SOURCES and self.path:
@@ -112,7 +112,7 @@ class Threshold(_Strict):
     value: float
 
     @model_validator(mode="after")
-    def _quantile_in_range(self) -> "Threshold":
+    def _quantile_in_range(self) -> Threshold:
         if self.kind == "quantile" and not 0.0 <= self.value <= 1.0:
             raise ValueError("a quantile threshold's value must be in [0, 1]")
         return self
@@ -152,16 +152,18 @@ class AugmentConfig(_Strict):
     scales: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
 
     @model_validator(mode="after")
-    def _scales_hold_one(self) -> "AugmentConfig":
+    def _scales_hold_one(self) -> AugmentConfig:
         if 1.0 not in self.scales or any(v < 0 for v in self.scales):
             raise ValueError("scales must be non-negative and include 1.0 (the shares as set)")
         return self
 
 
 class EvaluateConfig(_Strict):
-    classifiers: tuple[Literal["logreg", "svm_rbf", "random_forest", "mlp"], ...] = ("logreg",)
+    classifiers: tuple[Literal["logreg", "svm_rbf", "random_forest", "mlp"], ...] = (
+        "logreg", "svm_rbf", "random_forest")
     arms: tuple[Literal["real", "augmented", "unfiltered", "synthetic_only", "smote",
-                        "classic"], ...] = ("real", "augmented", "synthetic_only")
+                        "classic"], ...] = ("real", "augmented", "unfiltered", "synthetic_only",
+                                            "smote", "classic")
     n_seeds: int = Field(5, ge=1, le=100)
     n_bootstrap: int = Field(1000, ge=100)
     promote_classifier: str = "logreg"
@@ -170,7 +172,7 @@ class EvaluateConfig(_Strict):
     dask_workers: int = Field(2, ge=1, le=64)
 
     @model_validator(mode="after")
-    def _known_promotion_classifier(self) -> "EvaluateConfig":
+    def _known_promotion_classifier(self) -> EvaluateConfig:
         if self.promote_classifier not in self.classifiers:
             raise ValueError(f"promote_classifier {self.promote_classifier!r} is not one of "
                              f"classifiers {list(self.classifiers)}")

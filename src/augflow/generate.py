@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import pandas as pd
 import torch
 
 from augflow.config import GenerateConfig

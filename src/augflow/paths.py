@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# The pipeline's stages in order: the one list the cli, the flow, tracking, tests and bench read.
+# dvc.yaml declares the same stages (tests/test_pipeline_e2e.py holds the two together).
+STAGES = ("prepare", "validate", "train", "generate", "filter", "augment", "evaluate", "track")
+
 
 @dataclass(frozen=True)
 class Paths:

@@ -31,7 +31,7 @@ class Encoder:
 
     @classmethod
     def fit(cls, train: pd.DataFrame, categorical: tuple[str, ...], declared: dict,
-            fixed_range: tuple[float, float] | None = None) -> "Encoder":
+            fixed_range: tuple[float, float] | None = None) -> Encoder:
         """declared: data.columns from params ({col: ColumnRule}); fixed_range: a pixel domain
         that every numeric column shares (images)."""
         features = [c for c in train.columns if c != LABEL]
@@ -63,7 +63,7 @@ class Encoder:
                 "integer": self.integer.tolist(), "categories": self.categories}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Encoder":
+    def from_dict(cls, d: dict) -> Encoder:
         return cls(list(d["features"]), list(d["numeric"]), np.asarray(d["low"], np.float64),
                    np.asarray(d["high"], np.float64), np.asarray(d["integer"], bool),
                    {k: list(v) for k, v in d["categories"].items()})

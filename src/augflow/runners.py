@@ -6,7 +6,8 @@ or when it runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 
 @dataclass(frozen=True)

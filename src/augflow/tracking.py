@@ -16,11 +16,12 @@ import yaml
 from augflow.config import Config
 from augflow.errors import AugflowError
 from augflow.io import read_json, write_json
+from augflow.paths import STAGES as STAGE_NAMES
 from augflow.paths import Paths
 
 log = logging.getLogger("augflow.track")
 
-STAGES = ("prepare", "validate", "train", "generate", "filter", "augment", "evaluate")
+STAGES = STAGE_NAMES[:-1]   # each gets a child run; the last, track, is this code
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, float]:
@@ -242,11 +243,12 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
     # A stage DVC reused ran in an earlier pipeline: its old span would stretch this parent
     # over days and put it out of order, so only the stages that ran now keep their spans.
     spans = {stage: None if stage in reused else _span(timings.get(stage, {})) for stage in STAGES}
-    if reused:
-        tags["reused_stages"] = ", ".join(reused)
     starts = [sp[0] for sp in spans.values() if sp]
+    parent_tags = {**tags, "mlflow.note.content": run_description(evaluation, reused, paths)}
+    if reused:
+        parent_tags["reused_stages"] = f"{len(reused)} of {len(STAGES)}: " + ", ".join(reused)
     created = MlflowClient().create_run(exp_id, start_time=min(starts) if starts else None,
-                                        run_name="pipeline", tags=tags)
+                                        run_name="pipeline", tags=parent_tags)
     with mlflow.start_run(run_id=created.info.run_id) as parent:
         # The runlog names the run in progress; the end of the run overwrites it.
         write_json(paths.tracking_state, {"run_id": parent.info.run_id, "experiment_id": exp_id,
@@ -335,8 +337,9 @@ def reused_stages(timings: dict[str, dict], since: float | None) -> dict[str, st
     for stage, t in timings.items():
         if "ended" in t and t["ended"] <= since:
             when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t["started"]))
-            out[stage] = (f"outputs reused by DVC (unchanged inputs); the stage last ran at "
-                          f"{when} for {t['seconds']:.1f} s")
+            # the UI cuts a tag to ~40 characters: what matters first
+            out[stage] = (f"last ran {when} ({t['seconds']:.0f} s); outputs reused by DVC "
+                          "(unchanged inputs)")
     return out
 
 
@@ -358,6 +361,27 @@ def log_curve(client, run_id: str, curve: pd.DataFrame) -> None:
                for c in cols for e, v in zip(curve["epoch"], curve[c])]
     for i in range(0, len(metrics), 1000):    # MLflow's batch limit
         client.log_batch(run_id, metrics=metrics[i:i + 1000])
+
+
+def run_description(evaluation: dict, reused: dict[str, str], paths: Paths) -> str:
+    """The parent run's Description (markdown): the verdict, the gains, the mix, what was reused."""
+    p = evaluation["promotion"]
+    lines = [f"**{'Promoted to champion' if p['promote'] else 'Not promoted'}**: {p['reason']}.",
+             "", "| classifier | real | augmented | gain [95% CI] |", "| --- | --- | --- | --- |"]
+    for clf, r in evaluation["classifiers"].items():
+        g = r["gain"]["accuracy"]
+        lines.append(f"| {clf} | {r['arms']['real']['accuracy']['mean']:.4f} | "
+                     f"{r['arms']['augmented']['accuracy']['mean']:.4f} | {g['mean']:+.4f} "
+                     f"[{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] |")
+    if paths.metrics("augment").is_file():
+        mix = read_json(paths.metrics("augment"))["mix"]
+        lines += ["", f"Mix: scale {mix['scale']:g} chosen by {mix['select']} (classic share "
+                      f"{mix['classic_share']:g}, synthetic share {mix['synthetic_share']:g})"
+                      + ("" if mix["helped_on_val"] else
+                         "; no amount of added data helped on validation")]
+    if reused:
+        lines += ["", f"Reused by DVC (outputs unchanged, not rerun): {', '.join(reused)}."]
+    return "\n".join(lines)
 
 
 def model_description(promotion: dict, evaluation: dict) -> str:

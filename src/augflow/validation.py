@@ -212,7 +212,7 @@ def run_validate(min_rows_per_class: int, paths: Paths) -> dict:
 def _stamp() -> str:
     import datetime
 
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _name_data_assets(ctx, asset_of_suite: dict[str, str]) -> None:

@@ -10,7 +10,7 @@ import copy
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
