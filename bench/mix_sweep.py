@@ -4,6 +4,9 @@ a tuner: the pipeline's defaults are chosen on validation rows inside `augment`.
 
     python bench/mix_sweep.py --set digits --levels 5,10      # ~10 min on 2 cores
     python bench/mix_sweep.py --set glyphs28 --levels 5,10    # ~25 min
+    python bench/mix_sweep.py --set glyphs28 --levels 10 --norm both --shares 0.5/0.25,2/0
+        # --norm rows: the same weights rescaled to average 1 over all rows ("n" suffix);
+        # --set table: the synthetic table of bench/lowdata_sets.py
 
 Per level, 3 draws of the labelled subset; per draw the chain (prepare .. augment) runs once with
 the repo's params, then every mix re-weights the same augmented rows. "0/s" has no classic rows'
@@ -95,7 +98,7 @@ def main() -> int:
                     for seed in range(2):
                         model = fit_weighted(make_classifier(clf, seed), x, y, w)
                         preds.setdefault(clf, {}).setdefault(name, []).append(model.predict(xt))
-        print(f"\n{args.set}, {lpc} labels/class: test accuracy (gain vs real, 95% CI)")
+        print(f"\n{args.set}, {lpc} labels/class: test accuracy (gain vs real, 95% CI)", flush=True)
         for clf in CLASSIFIERS:
             p = {a: np.vstack(v) for a, v in preds[clf].items()}
             cells = []
@@ -107,7 +110,7 @@ def main() -> int:
                 g = gain["accuracy"]
                 cells.append(f"{a} {arm['augmented']['accuracy']['mean']:.3f} "
                              f"({g['mean']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}])")
-            print(f"  {clf}: real {arm['real']['accuracy']['mean']:.3f}; " + "; ".join(cells))
+            print(f"  {clf}: real {arm['real']['accuracy']['mean']:.3f}; " + "; ".join(cells), flush=True)
     return 0
 
 
