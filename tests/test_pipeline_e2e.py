@@ -93,6 +93,7 @@ def test_mlflow_holds_the_run_with_figures_and_a_loadable_model(pipeline_ws):
     assert parent.data.params["vae.beta"] == "0.1"
     assert any(k.startswith("gain.logreg.accuracy") for k in parent.data.metrics)
     assert "mix.scale" in parent.data.metrics and "mix" in parent.data.tags
+    assert {"kept_fraction", "fid_kept_vs_train", "promoted"} <= set(parent.data.metrics)
     assert not any(k.startswith("dvc.deps.") for k in parent.data.tags)   # one artifact instead
     hashes = client.download_artifacts(parent.info.run_id, "dvc/hashes.json")
     assert "dvc.outs.data/augmented/train.parquet" in json.loads(open(hashes).read())

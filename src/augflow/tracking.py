@@ -282,6 +282,14 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
             mlflow.log_input(ds, context="evaluation" if split == "test" else "training")
         mlflow.log_metrics(flatten({k: evaluation["classifiers"][k]["gain"]
                                     for k in evaluation["classifiers"]}, "gain."))
+        # The headline a reviewer scans in the runs table: what the filter kept, how close the
+        # kept set is to the real one, and the promotion decision (gains and mix beside them).
+        if paths.metrics("filter").is_file():
+            filt = read_json(paths.metrics("filter"))
+            kept_fid = filt.get("fidelity", {}).get("kept_vs_train", {}).get("fid")
+            mlflow.log_metrics({"kept_fraction": filt["kept_fraction"],
+                                **({"fid_kept_vs_train": kept_fid} if kept_fid is not None else {})})
+        mlflow.log_metric("promoted", float(bool(evaluation["promotion"]["promote"])))
         if paths.metrics("augment").is_file():   # the mix decision, on the parent too
             mix = read_json(paths.metrics("augment"))["mix"]
             mlflow.log_metrics({"mix.scale": mix["scale"], "mix.classic_share": mix["classic_share"],
