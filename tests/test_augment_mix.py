@@ -116,6 +116,9 @@ def test_augment_writes_weighted_rows_in_the_users_format_without_the_test_split
     assert mix["select"] == "val" and set(mix["val_accuracy"]) == {"0", "0.5", "1", "2"}
     assert mix["n_val"] == 50 and mix["scale"] in (0.0, 0.5, 1.0, 2.0)
     assert set(mix["val_accuracy_per_classifier"]["logreg"]) == set(mix["val_accuracy"])
+    # the weights' total for logreg: as written (1) or averaging 1 over every row
+    assert mix["weight_multiplier"]["logreg"] in (1.0, pytest.approx(len(df) / m["n_real"]))
+    assert "Weights' total per classifier" in paths.augment_report.read_text()
     assert "validation rows" in paths.augment_report.read_text()
     x, y, w = read_augmented(paths.augmented, __import__("json").loads(paths.schema.read_text()))
     assert len(x) == len(y) == len(w) == len(df)

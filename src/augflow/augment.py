@@ -108,6 +108,24 @@ def val_correct(x, y, w, xv, yv, classifiers: list[str], seed: int) -> dict[str,
             for name in classifiers}
 
 
+def weight_multipliers(xa, ya, w, xv, yv, classifiers: list[str], seed: int,
+                       at_sum_real: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per classifier: 1 (weights sum to the real rows, as written) or len(w) / sum(w) (the same
+    weights averaging 1 over all rows, as unweighted rows do). The total sets how hard a
+    per-sample penalty (SVC's or logistic regression's C) regularises, and classifiers differ:
+    on the letters at 10 labels per class the SVM gained 16 points of test accuracy from the
+    larger total while logistic regression lost 14 (README). Chosen on validation rows by the
+    same two-standard-error rule as the scale; `at_sum_real` holds each classifier's validation
+    hits with the weights as written."""
+    if w.sum() <= 0:
+        return {c: 1.0 for c in classifiers}
+    factor = float(len(w) / w.sum())
+    at_mean_one = val_correct(xa, ya, w * factor, xv, yv, classifiers, seed)
+    return {c: factor if choose_scale({1.0: at_sum_real[c].astype(float),
+                                       factor: at_mean_one[c].astype(float)}) != 1.0
+            else 1.0 for c in classifiers}
+
+
 def choose_scale(correct: dict[float, np.ndarray]) -> float:
     """The configured shares (scale 1) unless another scale beats them on validation by more
     than two standard errors of the paired difference (same rows, so row difficulty cancels;
@@ -160,6 +178,10 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
         scale = choose_scale(correct)
     chosen = {s: v * scale for s, v in shares.items()}
     table[WEIGHT] = mix_weights(kinds, chosen)
+    multipliers = {c: 1.0 for c in classifiers}
+    if cfg.select == "val" and scale > 0:
+        multipliers = weight_multipliers(xa, ya, table[WEIGHT].to_numpy(), xv, yv, classifiers,
+                                         seed, hits[scale])
     write_parquet(paths.augmented, table)
 
     counts = {k: int((kinds == k).sum()) for k in (REAL, "classic", "synthetic")}
@@ -174,7 +196,8 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
                                            for k, v in weight_of.items()},
                        "val_accuracy": {f"{k:g}": v for k, v in scores.items()},
                        "val_accuracy_per_classifier": per_classifier,
-                       "n_val": n_val, "helped_on_val": bool(helped)}}
+                       "n_val": n_val, "helped_on_val": bool(helped),
+                       "weight_multiplier": multipliers}}
     write_bytes(paths.augment_report, augment_report_md(metrics, classifiers).encode())
     return metrics
 
@@ -210,6 +233,14 @@ def augment_report_md(m: dict, classifiers: list[str]) -> str:
         lines += ["", "**No amount of added data helped on validation**: every added row "
                       "weighs 0, the augmented set trains like the real rows alone, and the VAE "
                       "is not promoted."]
+    mult = mix.get("weight_multiplier", {})
+    if mult:
+        lines += ["", "Weights' total per classifier, chosen on validation (the `sample_weight` "
+                      "column sums to the real rows; x m scales it):", "",
+                  "| classifier | multiplier m | total |", "| --- | --- | --- |"]
+        lines += [f"| {c} | {m:.3f} | {'the real rows' if m == 1.0 else 'all rows (mean 1)'} |"
+                  for c, m in mult.items()]
     lines += ["", "Train your own model with the `sample_weight` column as per-row weights "
-                  "(scikit-learn: `fit(X, y, sample_weight=w)`)."]
+                  "(scikit-learn: `fit(X, y, sample_weight=w)`); for an SVM or any model with a "
+                  "per-sample penalty, try `w * len(w) / w.sum()` as well (README)."]
     return "\n".join(lines) + "\n"

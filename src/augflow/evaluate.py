@@ -37,6 +37,9 @@ class _FitPredict:
     def __call__(self, job: FitJob) -> np.ndarray:
         torch.set_num_threads(1)   # also on a Dask worker: small fits, no thread oversubscription
         x, y, w = arm_training_set(job.arm, self.data, self.image_shape, job.seed)
+        if job.arm == "augmented" and w is not None:
+            # the weights' total this classifier was given on validation (augment stage)
+            w = w * self.data.get("weight_multiplier", {}).get(job.classifier, 1.0)
         if len(np.unique(y)) < 2:
             return np.full(len(self.x_test), -1)
         return fit_weighted(make_classifier(job.classifier, job.seed), x, y, w).predict(self.x_test)
@@ -51,13 +54,16 @@ def predictions(clf_name: str, arms: list[str], data: dict, x_test: np.ndarray,
     return {arm: np.vstack(preds[i * n_seeds:(i + 1) * n_seeds]) for i, arm in enumerate(arms)}
 
 
-def arm_data(paths: Paths, schema: dict) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Every arm's source rows in model space, and the test split's."""
+def arm_data(paths: Paths, schema: dict, weight_multiplier: dict | None = None
+             ) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Every arm's source rows in model space, and the test split's. `weight_multiplier`: the
+    augment stage's per-classifier total of the weights (its metrics' mix.weight_multiplier)."""
     xg, yg = read_xy(paths.samples, schema)
     kept_df = pd.read_parquet(paths.kept)
     kept = frame_xy(kept_df, schema, str(paths.kept)) if len(kept_df) else (xg[:0], yg[:0])
     data = {"real": read_xy(paths.split("train"), schema), "kept": kept, "generated": (xg, yg),
-            "augmented": read_augmented(paths.augmented, schema)}
+            "augmented": read_augmented(paths.augmented, schema),
+            "weight_multiplier": dict(weight_multiplier or {})}
     xt, yt = read_xy(paths.split("test"), schema)
     return data, xt, yt
 
@@ -81,7 +87,9 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
     from augflow.plots import arms_png
 
     schema = read_json(paths.schema)
-    data, xt_s, yt = arm_data(paths, schema)
+    mix = read_json(paths.metrics("augment")).get("mix", {}) if paths.metrics("augment").is_file() else {}
+    data, xt_s, yt = arm_data(paths, schema, mix.get("weight_multiplier"))
+    result_mult = mix.get("weight_multiplier", {})
     image_shape = tuple(schema["image_shape"]) if schema.get("image_shape") else None
     arms = [a for a in cfg.arms if a != "classic" or image_shape is not None]
     classes = np.asarray(schema["classes"])
@@ -102,6 +110,7 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
             recall_rows += [{"classifier": clf, "arm": arm, "class": m.rsplit("_", 1)[1], **v}
                             for m, v in arm_ci[arm].items() if m.startswith("recall_class_")]
     result["added_weight_fraction"] = added_weight_fraction(paths.augmented)
+    result["weight_multiplier"] = {c: result_mult.get(c, 1.0) for c in cfg.classifiers}
     result["promotion"] = promotion_decision(result, cfg, result["added_weight_fraction"])
     result["fidelity_vs_test"], per_class = fidelity_vs_test(paths, data, xt_s, yt, filter_cfg, seed)
     write_json(paths.fidelity_vs_test, per_class)

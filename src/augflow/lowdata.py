@@ -35,11 +35,12 @@ def _chain(cfg: Config, paths: Paths, subset_seed: int) -> dict:
     return run_augment(cfg.augment, list(cfg.evaluate.classifiers), cfg.seed, paths)
 
 
-def _arm_data(paths: Paths) -> tuple[dict, np.ndarray, np.ndarray, tuple | None]:
+def _arm_data(paths: Paths, weight_multiplier: dict
+              ) -> tuple[dict, np.ndarray, np.ndarray, tuple | None]:
     from augflow.evaluate import arm_data
 
     schema = read_json(paths.schema)
-    data, xt, yt = arm_data(paths, schema)
+    data, xt, yt = arm_data(paths, schema, weight_multiplier)
     shape = tuple(schema["image_shape"]) if schema.get("image_shape") else None
     return data, xt, yt, shape
 
@@ -52,13 +53,13 @@ def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: in
     from augflow.plots import lowdata_png
 
     result: dict = {"levels": [], "n_draws": n_draws, "n_seeds": n_seeds, "classifiers": {},
-                    "mix_scale": {}}
+                    "mix_scale": {}, "weights_at_mean_one": {}}
     for level in levels:
         data_cfg = cfg.data.model_copy(update={"labels_per_class": level})
         level_cfg = cfg.model_copy(update={"data": data_cfg})
         preds: dict[str, dict[str, list]] = {c: {a: [] for a in arms} for c in classifiers}
         y_test = None
-        scales = []
+        scales, mean_one = [], []
         for d in range(n_draws):
             log.info("labels_per_class=%s draw %d/%d", level, d + 1, n_draws)
             with tempfile.TemporaryDirectory(prefix="augflow-lowdata-") as tmp:
@@ -69,7 +70,9 @@ def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: in
                                                          target_is_directory=True)
                 mix = _chain(level_cfg, paths, subset_seed=1000 * (d + 1) + cfg.seed)["mix"]
                 scales.append(mix["scale"])
-                data, x_test, y_test, shape = _arm_data(paths)
+                mean_one.append(sorted(c for c, m in mix.get("weight_multiplier", {}).items()
+                                       if m != 1.0))
+                data, x_test, y_test, shape = _arm_data(paths, mix.get("weight_multiplier", {}))
                 for clf in classifiers:
                     p = predictions(clf, arms, data, x_test, shape, n_seeds, cfg.seed + 17 * d)
                     for a in arms:
@@ -77,6 +80,7 @@ def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: in
         key = "all" if level is None else str(level)
         result["levels"].append(key)
         result["mix_scale"][key] = scales
+        result["weights_at_mean_one"][key] = mean_one
         classes = np.unique(y_test)
         for clf in classifiers:
             stacked = {a: np.vstack(v) for a, v in preds[clf].items()}
@@ -98,7 +102,11 @@ def lowdata_markdown(result: dict) -> str:
              "bootstrap CI. Gain = augmented - real (paired). The augmented arm is weighted "
              "(augment.*); the scale of its shares chosen on validation, per draw: " +
              "; ".join(f"{k}/class: {', '.join(f'{v:g}' for v in s)}"
-                       for k, s in result.get("mix_scale", {}).items()) + ".", ""]
+                       for k, s in result.get("mix_scale", {}).items()) + ". Classifiers "
+             "given the weights at mean 1 instead of summing to the real rows (validation), "
+             "per draw: " + "; ".join(f"{k}/class: " + ", ".join("+".join(d) or "none" for d in s)
+                                     for k, s in result.get("weights_at_mean_one", {}).items())
+             + ".", ""]
     for clf, per_level in result["classifiers"].items():
         arms = list(next(iter(per_level.values()))["arms"])
         lines += [f"**{clf}**", "", "| labels/class | " + " | ".join(arms) + " | gain |",
