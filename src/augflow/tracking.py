@@ -130,7 +130,9 @@ def relocate_local_store(cfg: Config, root: Path) -> str | None:
         return None
     new = inside_workspace(root, cfg.tracking.artifact_dir, "tracking.artifact_dir").as_uri()
     suffix = "/" + Path(cfg.tracking.artifact_dir).as_posix().strip("/")
-    con = sqlite3.connect(db, timeout=30)
+    # Half MLflow's own busy timeout: a store another process holds for longer raises
+    # "database is locked", and run_track's retry-with-backoff handles it like MLflow's errors.
+    con = sqlite3.connect(db, timeout=10)
     try:
         with con:
             olds = {row[0] for row in con.execute(
