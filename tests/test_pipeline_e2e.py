@@ -124,6 +124,14 @@ def test_mlflow_holds_the_run_with_figures_and_a_loadable_model(pipeline_ws):
     assert [i.name for i in sig.inputs.inputs] == ["x", "y"]
 
 
+def test_data_docs_name_the_run_and_each_data_asset(pipeline_ws):
+    pages = list((pipeline_ws / "data/reports/data_docs/validations").rglob("*.html"))
+    assert len(pages) >= 8
+    text = "\n".join(p.read_text() for p in pages)
+    assert "__none__" not in text and "Data asset: None" not in text
+    assert "Data asset: train" in text and "augflow-validate-" in text
+
+
 def test_dvc_plots_draw_each_file_once_with_its_spec(pipeline_ws):
     """`dvc plots show`: one chart per data file (no second default chart from a stage's
     `plots:`), the arms and per-class recall split by classifier on one shared axis, each PNG

@@ -87,9 +87,9 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
     from augflow.plots import arms_png
 
     schema = read_json(paths.schema)
-    mix = read_json(paths.metrics("augment")).get("mix", {}) if paths.metrics("augment").is_file() else {}
-    data, xt_s, yt = arm_data(paths, schema, mix.get("weight_multiplier"))
-    result_mult = mix.get("weight_multiplier", {})
+    augment = read_json(paths.metrics("augment")) if paths.metrics("augment").is_file() else {}
+    multiplier = augment.get("mix", {}).get("weight_multiplier", {})
+    data, xt_s, yt = arm_data(paths, schema, multiplier)
     image_shape = tuple(schema["image_shape"]) if schema.get("image_shape") else None
     arms = [a for a in cfg.arms if a != "classic" or image_shape is not None]
     classes = np.asarray(schema["classes"])
@@ -110,7 +110,7 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
             recall_rows += [{"classifier": clf, "arm": arm, "class": m.rsplit("_", 1)[1], **v}
                             for m, v in arm_ci[arm].items() if m.startswith("recall_class_")]
     result["added_weight_fraction"] = added_weight_fraction(paths.augmented)
-    result["weight_multiplier"] = {c: result_mult.get(c, 1.0) for c in cfg.classifiers}
+    result["weight_multiplier"] = {c: multiplier.get(c, 1.0) for c in cfg.classifiers}
     result["promotion"] = promotion_decision(result, cfg, result["added_weight_fraction"])
     result["fidelity_vs_test"], per_class = fidelity_vs_test(paths, data, xt_s, yt, filter_cfg, seed)
     write_json(paths.fidelity_vs_test, per_class)

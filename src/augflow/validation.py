@@ -178,8 +178,7 @@ def run_validate(min_rows_per_class: int, paths: Paths) -> dict:
             data=batch, suite=ctx.suites.add(suite), name=f"{name}_validation")))
     summary: dict = {"success": True, "checks": {}}
     # One run name for the whole stage, so Data Docs group this run's pages (GX shows
-    # "__none__" without one).
-    # (it names a folder of the docs: no spaces or colons)
+    # "__none__" without one). It names a folder of the docs: no spaces or colons.
     run_id = RunIdentifier(run_name=f"augflow-validate-{_stamp()}")
     for (name, df, _), vd in zip(checks, definitions):
         result = vd.run(batch_parameters={"dataframe": df}, result_format="SUMMARY",
