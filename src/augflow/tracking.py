@@ -246,7 +246,9 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
     # over days and put it out of order, so only the stages that ran now keep their spans.
     spans = {stage: None if stage in reused else _span(timings.get(stage, {})) for stage in STAGES}
     starts = [sp[0] for sp in spans.values() if sp]
-    parent_tags = {**tags, "mlflow.note.content": run_description(evaluation, reused, paths)}
+    mix = (read_json(paths.metrics("augment"))["mix"] if paths.metrics("augment").is_file()
+           else None)
+    parent_tags = {**tags, "mlflow.note.content": run_description(evaluation, reused, mix)}
     if reused:
         parent_tags["reused_stages"] = f"{len(reused)} of {len(STAGES)}: " + ", ".join(reused)
     created = MlflowClient().create_run(exp_id, start_time=min(starts) if starts else None,
@@ -292,8 +294,7 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
             mlflow.log_metrics({"kept_fraction": filt["kept_fraction"],
                                 **({"fid_kept_vs_train": kept_fid} if kept_fid is not None else {})})
         mlflow.log_metric("promoted", float(bool(evaluation["promotion"]["promote"])))
-        if paths.metrics("augment").is_file():   # the mix decision, on the parent too
-            mix = read_json(paths.metrics("augment"))["mix"]
+        if mix is not None:   # the mix decision, on the parent too
             mlflow.log_metrics({"mix.scale": mix["scale"], "mix.classic_share": mix["classic_share"],
                                 "mix.synthetic_share": mix["synthetic_share"],
                                 "mix.helped_on_val": float(mix["helped_on_val"])})
@@ -373,18 +374,21 @@ def log_curve(client, run_id: str, curve: pd.DataFrame) -> None:
         client.log_batch(run_id, metrics=metrics[i:i + 1000])
 
 
-def run_description(evaluation: dict, reused: dict[str, str], paths: Paths) -> str:
+def _verdict(promotion: dict) -> str:
+    return "Promoted to champion" if promotion["promote"] else "Not promoted"
+
+
+def run_description(evaluation: dict, reused: dict[str, str], mix: dict | None) -> str:
     """The parent run's Description (markdown): the verdict, the gains, the mix, what was reused."""
     p = evaluation["promotion"]
-    lines = [f"**{'Promoted to champion' if p['promote'] else 'Not promoted'}**: {p['reason']}.",
+    lines = [f"**{_verdict(p)}**: {p['reason']}.",
              "", "| classifier | real | augmented | gain [95% CI] |", "| --- | --- | --- | --- |"]
     for clf, r in evaluation["classifiers"].items():
         g = r["gain"]["accuracy"]
         lines.append(f"| {clf} | {r['arms']['real']['accuracy']['mean']:.4f} | "
                      f"{r['arms']['augmented']['accuracy']['mean']:.4f} | {g['mean']:+.4f} "
                      f"[{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] |")
-    if paths.metrics("augment").is_file():
-        mix = read_json(paths.metrics("augment"))["mix"]
+    if mix is not None:
         lines += ["", f"Mix: scale {mix['scale']:g} chosen by {mix['select']} (classic share "
                       f"{mix['classic_share']:g}, synthetic share {mix['synthetic_share']:g})"
                       + ("" if mix["helped_on_val"] else
@@ -396,7 +400,7 @@ def run_description(evaluation: dict, reused: dict[str, str], paths: Paths) -> s
 
 def model_description(promotion: dict, evaluation: dict) -> str:
     """What a reviewer reads on the model version page: why it is or is not the champion."""
-    verdict = "Promoted to champion" if promotion["promote"] else "Not promoted"
+    verdict = _verdict(promotion)
     gains = "; ".join(f"{c}: {r['gain']['accuracy']['mean']:+.4f} "
                       f"[{r['gain']['accuracy']['ci_low']:+.4f}, {r['gain']['accuracy']['ci_high']:+.4f}]"
                       for c, r in evaluation["classifiers"].items())
