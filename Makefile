@@ -34,8 +34,9 @@ run: install  ## the whole pipeline on the default (digits), through the Prefect
 test: install  ## the test suite
 	$(PY) -m pytest
 
-lint: install  ## ruff, configured in pyproject.toml (CI runs it before the tests)
+lint: install  ## ruff and mypy, configured in pyproject.toml (CI runs them before the tests)
 	$(VENV)/bin/ruff check src flows bench tests
+	$(VENV)/bin/mypy
 
 ui: install  ## the MLflow UI over the local store, on http://127.0.0.1:5000
 	$(PY) -m augflow.cli relocate-mlflow   # a moved checkout's store points at its own artifacts

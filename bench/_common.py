@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 
 # Another job often keeps a core busy on this shared 2-core machine. With the OpenMP default wait
 # policy, torch's 2 threads then spin at every barrier until the descheduled one runs again, and
@@ -21,6 +19,10 @@ if os.environ.pop("BENCH_OMP_DEFAULT", None) is None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
+# The workspace helpers are the tests' own (tests/workspace.py), so a benchmark's workspace is
+# built exactly as the tests' is.
+sys.path.insert(0, str(REPO / "tests"))
+from workspace import default_params, make_workspace, merged, stage_env  # noqa: E402,F401
 BENCHMARKS = REPO / "BENCHMARKS.md"
 SECTIONS = ("overhead", "train_loop", "scaling", "growth")   # their order in BENCHMARKS.md
 HEADER = """# Benchmarks
@@ -77,35 +79,3 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def merged(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return out
-
-
-def default_params() -> dict:
-    return yaml.safe_load((REPO / "params.yaml").read_text())
-
-
-def stage_env(**extra: str) -> dict[str, str]:
-    """The environment for dvc / the flow: the venv's python first on PATH (dvc.yaml's `python`)."""
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env.update(extra)
-    return env
-
-
-def make_workspace(path: Path, params: dict) -> Path:
-    """A git + DVC workspace holding this repo's dvc.yaml, src/ (the stages' code deps) and params."""
-    path.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "dvc.yaml", path / "dvc.yaml")
-    shutil.copytree(REPO / "src", path / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    (path / "params.yaml").write_text(yaml.safe_dump(params))
-    (path / "data" / "raw").mkdir(parents=True, exist_ok=True)   # the prepare stage's file input
-    (path / "data" / "raw" / ".gitkeep").touch()
-    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "bench@example.invalid"],
-                ["git", "config", "user.name", "augflow bench"], [sys.executable, "-m", "dvc", "init", "-q"]):
-        subprocess.run(cmd, cwd=path, check=True, capture_output=True, env=stage_env())
-    return path

@@ -36,8 +36,8 @@ QUICK = {"vae": {"max_epochs": 2, "patience": 2}, "extractor": {"max_epochs": 2,
 
 def level_child(level: str, quick: bool) -> dict:
     """Child mode: one labels_per_class level, each stage via run_stage in a temp workspace."""
-    import augflow.augment, augflow.evaluate, augflow.filter_stage, augflow.generate  # noqa: F401,E401
-    import augflow.prepare, augflow.tracking, augflow.train, augflow.validation  # noqa: F401,E401
+    import augflow.stages.augment, augflow.stages.evaluate, augflow.stages.filter, augflow.stages.generate  # noqa: F401,E401
+    import augflow.stages.prepare, augflow.stages.track, augflow.stages.train, augflow.stages.validate  # noqa: F401,E401
     import great_expectations, mlflow, mlflow.pytorch  # noqa: F401,E401  (imports are not timed)
     from augflow.cli import run_stage
     params = merged(merged(default_params(), EVAL), QUICK if quick else {})
@@ -67,10 +67,10 @@ def big_table(quick: bool) -> list[list]:
     """Library calls on a synthetic table (no data source exists for it)."""
     import torch
     from augflow.config import ExtractorConfig, VAEConfig
-    from augflow.generate import generate_samples
+    from augflow.stages.generate import generate_samples
     from augflow.quality.extractor import fit_extractor
     from augflow.quality.sample_filter import build_reference, score_rows
-    from augflow.train import train_cvae
+    from augflow.models.vae_fit import train_cvae
     n, n_val, d, epochs = (6_000, 1_000, 784, 1) if quick else (60_000, 10_000, 784, 2)
     rng = np.random.default_rng(0)
     centers = rng.random((10, d), dtype=np.float32)

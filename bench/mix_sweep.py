@@ -29,17 +29,75 @@ SHARES = [(0.5, 0.25), (1, 0.5), (1, 1), (2, 1), (4, 2), (8, 4), (0, 1), (2, 0)]
 CLASSIFIERS = ["logreg", "svm_rbf", "random_forest"]
 
 
+def _with_source(cfg, name: str, raw: Path):
+    """cfg pointed at the chosen data set, its files written under `raw` (digits: built in)."""
+    if name == "glyphs28":
+        from lowdata_sets import write_glyphs
+        write_glyphs(raw / "glyphs", 300)
+        return cfg.model_copy(update={"data": cfg.data.model_copy(
+            update={"source": "image_folder", "path": "data/raw/glyphs"})})
+    if name == "table":
+        from lowdata_sets import write_table
+        write_table(raw / "table.csv")
+        return cfg.model_copy(update={"data": cfg.data.model_copy(
+            update={"source": "csv", "path": "data/raw/table.csv", "label_column": "segment"})})
+    return cfg
+
+
+def _draw_arms(paths, shares, norms) -> tuple[dict, np.ndarray, np.ndarray]:
+    """One draw's training sets: real, classic (images) and the augmented rows under each
+    share pair and weight total; and the test split."""
+    from augflow.data.augmented import ORIGIN, origin_kinds
+    from augflow.data.schema import read_schema, read_xy
+    from augflow.data.table import codes_from_names
+    from augflow.evaluation.arms import classic_rows
+    from augflow.io import read_parquet
+    from augflow.stages.augment import mix_weights
+
+    schema = read_schema(paths.schema)
+    table = read_parquet(paths.augmented)
+    kinds = origin_kinds(table[ORIGIN].to_numpy())
+    xa = schema.encoder.transform(table, "augmented")
+    ya = codes_from_names(table[schema.label_column].to_numpy(), schema.class_names,
+                          "augmented", schema.label_column)
+    xt, yt = read_xy(paths.split("test"), schema)
+    xr, yr = read_xy(paths.split("train"), schema)
+    extra = {int(c): int((ya == c).sum() - (yr == c).sum()) for c in np.unique(yr)}
+    arms = {"real": (xr, yr, None)}
+    if schema.image_shape:
+        arms["classic"] = classic_rows(xr, yr, extra, schema.image_shape, 0) + (None,)
+    for c, s in shares:
+        for norm in norms:
+            w = mix_weights(kinds, {"classic": c, "synthetic": s})
+            if norm == "rows":
+                w = w * (len(w) / w.sum())
+            arms[f"{c:g}/{s:g}" + ("" if norm == "real" else "n")] = (xa, ya, w)
+    return arms, xt, yt
+
+
+def _print_level(name: str, lpc: int, preds: dict, yt: np.ndarray) -> None:
+    from augflow.evaluation.stats import arm_and_gain_cis
+
+    print(f"\n{name}, {lpc} labels/class: test accuracy (gain vs real, 95% CI)", flush=True)
+    for clf in CLASSIFIERS:
+        p = {a: np.vstack(v) for a, v in preds[clf].items()}
+        cells = []
+        for a in p:
+            if a == "real":
+                continue
+            arm, gain = arm_and_gain_cis(yt, {"real": p["real"], "augmented": p[a]},
+                                         np.unique(yt), 1000, 0)
+            g = gain["accuracy"]
+            cells.append(f"{a} {arm['augmented']['accuracy']['mean']:.3f} "
+                         f"({g['mean']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}])")
+        print(f"  {clf}: real {arm['real']['accuracy']['mean']:.3f}; " + "; ".join(cells), flush=True)
+
+
 def main() -> int:
-    from augflow.arms import classic_rows
-    from augflow.augment import ORIGIN, mix_weights, origin_kinds
-    from augflow.classifiers import fit_weighted, make_classifier
     from augflow.config import load_config
-    from augflow.data.table import codes_from_names, read_xy
-    from augflow.io import read_json, read_parquet
+    from augflow.evaluation.classifiers import fit_weighted, make_classifier
     from augflow.lowdata import _chain
     from augflow.paths import Paths
-    from augflow.preprocess import encoder_of
-    from augflow.stats import arm_and_gain_cis
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", choices=("digits", "glyphs28", "table"), default="digits")
@@ -50,19 +108,10 @@ def main() -> int:
     ap.add_argument("--draws", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    cfg = load_config(Path(__file__).resolve().parents[1] / "params.yaml")
     src = Path(tempfile.mkdtemp(prefix="augflow-sweep-"))
     (src / "data" / "raw").mkdir(parents=True)
-    if args.set == "glyphs28":
-        from lowdata_sets import write_glyphs
-        write_glyphs(src / "data" / "raw" / "glyphs", 300)
-        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
-            update={"source": "image_folder", "path": "data/raw/glyphs"})})
-    elif args.set == "table":
-        from lowdata_sets import write_table
-        write_table(src / "data" / "raw" / "table.csv")
-        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
-            update={"source": "csv", "path": "data/raw/table.csv", "label_column": "segment"})})
+    cfg = _with_source(load_config(Path(__file__).resolve().parents[1] / "params.yaml"), args.set,
+                       src / "data" / "raw")
     shares = ([tuple(float(v) for v in p.split("/")) for p in args.shares.split(",")]
               if args.shares else SHARES)
     norms = ("real", "rows") if args.norm == "both" else (args.norm,)
@@ -74,43 +123,13 @@ def main() -> int:
             (paths.root / "data").mkdir()
             (paths.root / "data" / "raw").symlink_to(src / "data" / "raw")
             _chain(lcfg, paths, 1000 * (d + 1) + cfg.seed)
-            schema = read_json(paths.schema)
-            table = read_parquet(paths.augmented)
-            kinds = origin_kinds(table[ORIGIN].to_numpy())
-            xa = encoder_of(schema).transform(table, "augmented")
-            ya = codes_from_names(table[schema["label_column"]].to_numpy(), schema["class_names"],
-                                  "augmented", schema["label_column"])
-            xt, yt = read_xy(paths.split("test"), schema)
-            xr, yr = read_xy(paths.split("train"), schema)
-            extra = {int(c): int((ya == c).sum() - (yr == c).sum()) for c in np.unique(yr)}
-            arms = {"real": (xr, yr, None)}
-            if schema.get("image_shape"):
-                arms["classic"] = classic_rows(xr, yr, extra, tuple(schema["image_shape"]),
-                                               0) + (None,)
-            for c, s in shares:
-                for norm in norms:
-                    w = mix_weights(kinds, {"classic": c, "synthetic": s})
-                    if norm == "rows":
-                        w = w * (len(w) / w.sum())
-                    arms[f"{c:g}/{s:g}" + ("" if norm == "real" else "n")] = (xa, ya, w)
+            arms, xt, yt = _draw_arms(paths, shares, norms)
             for name, (x, y, w) in arms.items():
                 for clf in CLASSIFIERS:
                     for seed in range(2):
                         model = fit_weighted(make_classifier(clf, seed), x, y, w)
                         preds.setdefault(clf, {}).setdefault(name, []).append(model.predict(xt))
-        print(f"\n{args.set}, {lpc} labels/class: test accuracy (gain vs real, 95% CI)", flush=True)
-        for clf in CLASSIFIERS:
-            p = {a: np.vstack(v) for a, v in preds[clf].items()}
-            cells = []
-            for a in p:
-                if a == "real":
-                    continue
-                arm, gain = arm_and_gain_cis(yt, {"real": p["real"], "augmented": p[a]},
-                                             np.unique(yt), 1000, 0)
-                g = gain["accuracy"]
-                cells.append(f"{a} {arm['augmented']['accuracy']['mean']:.3f} "
-                             f"({g['mean']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}])")
-            print(f"  {clf}: real {arm['real']['accuracy']['mean']:.3f}; " + "; ".join(cells), flush=True)
+        _print_level(args.set, lpc, preds, yt)
     return 0
 
 

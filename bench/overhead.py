@@ -26,19 +26,18 @@ from _common import (REPO, default_params, machine, make_workspace, median, merg
                      table, write_section)
 
 from augflow.paths import STAGES  # the one stage list
-# --quick: a tiny pipeline. Consistency is switched off so a barely trained VAE still keeps some
-# samples (an empty kept set crashes evaluate, see BENCHMARKS.md / the report).
+# --quick: a tiny pipeline (a barely trained VAE may have every sample rejected; augment and
+# evaluate take an empty kept set as it is).
 QUICK = {"data": {"labels_per_class": 10}, "vae": {"max_epochs": 10, "patience": 10},
          "generate": {"n_per_class": 10}, "extractor": {"max_epochs": 10, "patience": 10},
-         "filter": {"consistency": {"kind": "absolute", "value": 0.0}},
          "evaluate": {"classifiers": ["logreg"], "arms": ["real", "augmented"], "n_seeds": 1,
                       "n_bootstrap": 100}}
 # What one stage process imports (modules plus the heavy ones its entry function imports lazily).
-STAGE_IMPORTS = {"prepare": "augflow.prepare", "validate": "augflow.validation, great_expectations",
-                 "train": "augflow.train", "generate": "augflow.generate, augflow.plots",
-                 "filter": "augflow.filter_stage, augflow.plots", "augment": "augflow.augment",
-                 "evaluate": "augflow.evaluate, augflow.plots",
-                 "track": "augflow.tracking, augflow.plots, mlflow, mlflow.pytorch"}
+STAGE_IMPORTS = {"prepare": "augflow.stages.prepare", "validate": "augflow.stages.validate, great_expectations",
+                 "train": "augflow.stages.train", "generate": "augflow.stages.generate, augflow.plots",
+                 "filter": "augflow.stages.filter, augflow.plots", "augment": "augflow.stages.augment",
+                 "evaluate": "augflow.stages.evaluate, augflow.plots",
+                 "track": "augflow.stages.track, augflow.plots, mlflow, mlflow.pytorch"}
 EMPTY_FLOW = "from prefect import flow\n\n@flow\ndef empty():\n    return 0\n\nempty()\n"
 
 
@@ -129,6 +128,23 @@ def measure(tmp: Path, params: dict, runs: int, quick: bool) -> tuple[dict, dict
     return wall, compute
 
 
+def overhead_rows(wall: dict, compute: dict, base: float, label: dict) -> list[list]:
+    """Per mode: median wall seconds, the runs, stage compute, overhead, the ratio to all stages
+    in one process, and the verdict against the targets."""
+    target = {"dvc": 1.15, "prefect": 1.3}
+    rows = []
+    for mode in wall:
+        w = median(wall[mode])
+        c = median(compute[mode]) if mode in compute else None
+        verdict = "" if mode not in target else (
+            f"<= {target[mode]}x: **{'met' if w / base <= target[mode] else 'missed'}**")
+        rows.append([label[mode], f"{w:.1f}", " / ".join(f"{x:.1f}" for x in wall[mode]),
+                     f"{c:.1f}" if c is not None else "-",
+                     f"{w - c:.1f}" if c is not None else "-",
+                     f"{w / base:.3f}x" if mode != "empty_flow" else "-", verdict])
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="tiny params, one run each")
@@ -149,17 +165,7 @@ def main() -> None:
              "prefect": "`python flows/pipeline.py --root WS --force`",
              "empty_flow": "an empty Prefect flow (temporary server start + stop only)",
              "prefect_srv": "the same flow against an already running Prefect server (`PREFECT_API_URL`)"}
-    target = {"dvc": 1.15, "prefect": 1.3}
-    rows = []
-    for mode in wall:
-        w = median(wall[mode])
-        c = median(compute[mode]) if mode in compute else None
-        verdict = "" if mode not in target else (
-            f"<= {target[mode]}x: **{'met' if w / base <= target[mode] else 'missed'}**")
-        rows.append([label[mode], f"{w:.1f}", " / ".join(f"{x:.1f}" for x in wall[mode]),
-                     f"{c:.1f}" if c is not None else "-",
-                     f"{w - c:.1f}" if c is not None else "-",
-                     f"{w / base:.3f}x" if mode != "empty_flow" else "-", verdict])
+    rows = overhead_rows(wall, compute, base, label)
     dvc_r, pf_r = median(wall["dvc"]) / base, median(wall["prefect"]) / base
     d_extra = median(wall["dvc"]) - base
     p_extra = median(wall["prefect"]) - base

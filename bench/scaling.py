@@ -102,18 +102,9 @@ def fid_rows(dims, quick: bool) -> list[list]:
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--timeout", type=float, default=2400, help="seconds per configuration")
-    ap.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.one:
-        kind, n_gen, n_real, d = args.one
-        print(json.dumps(one(kind, int(n_gen), int(n_real), int(d))))
-        return
-    t_start = time.perf_counter()
-    n_real = 5_000 if args.quick else 60_000
+def knn_rows(args, n_real: int) -> list[list]:
+    """One table row per (work, dim, generated rows): each measured in a fresh child process,
+    or, past the timeout, extrapolated linearly from the two smaller sizes and labelled so."""
     gens = (1_000, 5_000) if args.quick else (1_000, 10_000, 60_000)
     dims = (64,) if args.quick else (64, 784)
     rows, measured = [], {}
@@ -135,6 +126,22 @@ def main() -> None:
                 target = ok if n == n_real else ""
                 rows.append([kind, d, f"{n:,}", f"{n_real:,}", *cells, target])
                 print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--timeout", type=float, default=2400, help="seconds per configuration")
+    ap.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        kind, n_gen, n_real, d = args.one
+        print(json.dumps(one(kind, int(n_gen), int(n_real), int(d))))
+        return
+    t_start = time.perf_counter()
+    n_real = 5_000 if args.quick else 60_000
+    rows = knn_rows(args, n_real)
     frows = fid_rows((64, 256) if args.quick else (64, 512, 2048), args.quick)
     body = f"""## 3. Scaling of the quality checks (`bench/scaling.py`)
 

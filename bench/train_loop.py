@@ -1,4 +1,4 @@
-"""Training-loop throughput: our VAE training (augflow.train.train_cvae = models.fitting.fit with
+"""Training-loop throughput: our VAE training (augflow.models.vae_fit.train_cvae = models.fitting.fit with
 CVAE and cvae_loss) against a bare hand-written PyTorch loop of the same model, batch size and data.
 
     python bench/train_loop.py [--quick]
@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 from augflow.config import DataConfig, VAEConfig
 from augflow.models.cvae import CVAE
-from augflow.train import train_cvae
+from augflow.models.vae_fit import train_cvae
 
 
 def digits_split():
     """The pipeline's own train/val split of digits, scaled /16 (what `augflow train` fits on)."""
     from augflow.data.sources import load_digits
-    from augflow.prepare import split_dataset
+    from augflow.stages.prepare import split_dataset
     ds = load_digits()
     idx = split_dataset(ds, DataConfig(), seed=0)
     scale = lambda i: (ds.x[i] / 16.0).astype(np.float32)
@@ -98,6 +98,27 @@ def ratio(times: dict, a: str = "ours", b: str = "bare") -> float:
     return median([tb / ta for ta, tb in zip(times[a], times[b])])
 
 
+def thread_rows(sets, repeats: int, vae: dict, default_threads: int) -> list[list]:
+    """Samples/s of each training-loop variant per data set, at the default thread count and
+    at 1 thread; `ours` relative to the bare loop is the target column."""
+    rows = []
+    for threads in (default_threads, 1):
+        torch.set_num_threads(threads)
+        for name, data, epochs in sets:
+            cfg = VAEConfig(**{**vae, "max_epochs": epochs, "patience": epochs})
+            times = compare(data, cfg, repeats)
+            n = len(data[0]) * epochs
+            sps = {k: n / median(v) for k, v in times.items()}
+            r = ratio(times)
+            rows.append([name, threads, len(data[0]), len(data[2]), epochs, f"{sps['ours']:,.0f}",
+                         f"{sps['bare']:,.0f}", f"{sps['bare+val']:,.0f}", f"**{r:.3f}x**",
+                         f"{ratio(times, 'ours', 'bare+val'):.3f}x", "met" if r >= 0.9 else "missed",
+                         " / ".join(":".join(f"{times[k][i]:.2f}" for k in VARIANTS) for i in range(repeats))])
+            print(rows[-1], flush=True)
+    torch.set_num_threads(default_threads)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
@@ -116,21 +137,7 @@ def main() -> None:
             (f"synthetic {2_000 if args.quick else 20_000} x 64", synthetic_split(2_000 if args.quick else 20_000),
              1 if args.quick else 3)]
     default_threads = torch.get_num_threads()
-    rows = []
-    for threads in (default_threads, 1):
-        torch.set_num_threads(threads)
-        for name, data, epochs in sets:
-            cfg = VAEConfig(**{**vae, "max_epochs": epochs, "patience": epochs})
-            times = compare(data, cfg, repeats)
-            n = len(data[0]) * epochs
-            sps = {k: n / median(v) for k, v in times.items()}
-            r = ratio(times)
-            rows.append([name, threads, len(data[0]), len(data[2]), epochs, f"{sps['ours']:,.0f}",
-                         f"{sps['bare']:,.0f}", f"{sps['bare+val']:,.0f}", f"**{r:.3f}x**",
-                         f"{ratio(times, 'ours', 'bare+val'):.3f}x", "met" if r >= 0.9 else "missed",
-                         " / ".join(":".join(f"{times[k][i]:.2f}" for k in VARIANTS) for i in range(repeats))])
-            print(rows[-1], flush=True)
-    torch.set_num_threads(default_threads)
+    rows = thread_rows(sets, repeats, vae, default_threads)
     # The same digits comparison once more in a child with OpenMP's default (spinning) wait policy.
     e = 2 if args.quick else 5
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
@@ -148,7 +155,7 @@ Command: `python bench/train_loop.py`{' --quick' if args.quick else ''}
 Machine: {machine()}  
 Model: the CVAE of `params.yaml` (latent {vae['latent_dim']}, hidden {vae['hidden_dims']}, beta {vae['beta']}),
 Adam lr {vae['lr']}, batch {vae['batch_size']}, fixed epochs (patience = epochs, so no early stop).
-"ours" is `augflow.train.train_cvae` (`fit` + `CVAE` + `cvae_loss`, per-epoch validation pass and
+"ours" is `augflow.models.vae_fit.train_cvae` (`fit` + `CVAE` + `cvae_loss`, per-epoch validation pass and
 best-state copy included); "bare" is a hand-written loop of the same model, loss, batches and
 shuffling with nothing else; "bare+val" adds the one forward pass over the val rows per epoch that
 early stopping needs. samples/s = train rows x epochs / wall seconds, median of {repeats} repeats,

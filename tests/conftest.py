@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
+from workspace import (REPO, augflow, default_params, dvc, fails_cleanly, merged,  # noqa: F401
+                       output_digest, stage_env)
+from workspace import make_workspace as _make_workspace
 
 torch.set_num_threads(1)   # as the CLI does: small models, no spinning against other processes
 
-REPO = Path(__file__).resolve().parents[1]
-
-def merged(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return out
-
-
-DEFAULT_PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+DEFAULT_PARAMS = default_params()
 # The repo's params.yaml made small: dvc.yaml names params keys, so every key must be present.
 TINY = merged(DEFAULT_PARAMS, {
     "seed": 0,
@@ -36,41 +26,9 @@ TINY = merged(DEFAULT_PARAMS, {
 })
 
 
-def stage_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    return env
-
-
 def make_workspace(path: Path, params: dict | None = None) -> Path:
-    """A git + DVC workspace with this repo's dvc.yaml and a (tiny) params.yaml."""
-    path.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "dvc.yaml", path / "dvc.yaml")
-    # dvc.yaml names code paths as deps; the stages import the installed package.
-    shutil.copytree(REPO / "src", path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    (path / "params.yaml").write_text(yaml.safe_dump(params if params is not None else TINY))
-    (path / "data" / "raw").mkdir(parents=True, exist_ok=True)   # the prepare stage's file input
-    (path / "data" / "raw" / ".gitkeep").touch()
-    run = lambda *cmd: subprocess.run(cmd, cwd=path, check=True, capture_output=True, env=stage_env())
-    run("git", "init", "-q")
-    run("git", "config", "user.email", "test@example.invalid")
-    run("git", "config", "user.name", "augflow tests")
-    run(sys.executable, "-m", "dvc", "init", "-q")
-    shutil.copytree(REPO / ".dvc" / "plots", path / ".dvc" / "plots")   # the plot templates
-    return path
-
-
-def dvc(ws: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=ws, capture_output=True,
-                          text=True, env=stage_env())
-    if check and proc.returncode != 0:
-        raise AssertionError(f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def augflow(ws: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "augflow.cli", *args], cwd=ws,
-                          capture_output=True, text=True, env=stage_env())
+    """A git + DVC workspace with this repo's DAG and the tiny params (or `params`)."""
+    return _make_workspace(path, params if params is not None else TINY)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ CFG = config_from_dict(TINY)
 
 
 def test_mix_weights_give_each_source_its_share_and_sum_to_the_real_rows():
-    from augflow.augment import mix_weights
+    from augflow.stages.augment import mix_weights
 
     kinds = np.array(["real"] * 10 + ["classic"] * 40 + ["synthetic"] * 25, dtype=object)
     w = mix_weights(kinds, {"classic": 0.5, "synthetic": 0.25})
@@ -30,7 +30,7 @@ def test_mix_weights_give_each_source_its_share_and_sum_to_the_real_rows():
 
 
 def test_choose_scale_moves_off_the_configured_shares_only_beyond_noise():
-    from augflow.augment import choose_scale
+    from augflow.stages.augment import choose_scale
 
     rng = np.random.default_rng(0)
     base = (rng.uniform(size=40) < 0.8).astype(float)
@@ -65,7 +65,7 @@ def test_local_variants_at_scale_zero_are_the_real_rows():
 
 
 def test_fit_weighted_zero_weight_rows_do_not_count():
-    from augflow.classifiers import fit_weighted, make_classifier
+    from augflow.evaluation.classifiers import fit_weighted, make_classifier
 
     rng = np.random.default_rng(0)
     x = np.vstack([rng.normal(0, 1, (40, 5)), rng.normal(3, 1, (40, 5))]).astype(np.float32)
@@ -84,10 +84,10 @@ def test_fit_weighted_zero_weight_rows_do_not_count():
 @pytest.fixture(scope="module")
 def filtered(tmp_path_factory) -> Paths:
     """A tiny digits workspace run to filter, with the test split deleted after prepare."""
-    from augflow.filter_stage import run_filter
-    from augflow.generate import run_generate
-    from augflow.prepare import run_prepare
-    from augflow.train import run_train
+    from augflow.stages.filter import run_filter
+    from augflow.stages.generate import run_generate
+    from augflow.stages.prepare import run_prepare
+    from augflow.stages.train import run_train
 
     paths = Paths(tmp_path_factory.mktemp("mix"))
     cfg = CFG.model_copy(update={"data": CFG.data.model_copy(update={"labels_per_class": 10})})
@@ -100,7 +100,9 @@ def filtered(tmp_path_factory) -> Paths:
 
 
 def test_augment_writes_weighted_rows_in_the_users_format_without_the_test_split(filtered):
-    from augflow.augment import read_augmented, run_augment
+    from augflow.data.augmented import read_augmented
+    from augflow.data.schema import read_schema
+    from augflow.stages.augment import run_augment
 
     paths = filtered
     assert not paths.split("test").exists()
@@ -120,7 +122,7 @@ def test_augment_writes_weighted_rows_in_the_users_format_without_the_test_split
     assert mix["weight_multiplier"]["logreg"] in (1.0, pytest.approx(len(df) / m["n_real"]))
     assert "Weights' total per classifier" in paths.augment_report.read_text()
     assert "validation rows" in paths.augment_report.read_text()
-    x, y, w = read_augmented(paths.augmented, __import__("json").loads(paths.schema.read_text()))
+    x, y, w = read_augmented(paths.augmented, read_schema(paths.schema))
     assert len(x) == len(y) == len(w) == len(df)
     # classic rows name the real row they shift; it has the same class
     parent = df.loc[classic, "origin"].str.split(":").str[1].astype(int).to_numpy()
@@ -130,8 +132,9 @@ def test_augment_writes_weighted_rows_in_the_users_format_without_the_test_split
 
 def test_no_amount_helps_gives_added_rows_weight_zero_and_says_so(filtered):
     """Kept rows that are real rows with a wrong label: validation says no amount helps."""
-    from augflow.augment import added_weight_fraction, run_augment
-    from augflow.evaluate import promotion_decision
+    from augflow.data.augmented import added_weight_fraction
+    from augflow.stages.augment import run_augment
+    from augflow.stages.evaluate import promotion_decision
 
     paths = filtered
     kept = pd.read_parquet(paths.kept)

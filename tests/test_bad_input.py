@@ -3,7 +3,6 @@ and every output already produced left byte-for-byte as it was."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 
 import numpy as np
@@ -13,18 +12,9 @@ import yaml
 
 from augflow.config import DataConfig
 from augflow.errors import AugflowError
-from augflow.prepare import split_dataset
+from augflow.stages.prepare import split_dataset
 
-from conftest import TINY, augflow, merged
-
-
-def _digest(ws) -> dict[str, str]:
-    out = {}
-    for sub in ("data", "metrics", "plots"):
-        for f in sorted((ws / sub).rglob("*")):
-            if f.is_file() and "runlog" not in f.parts and "data_docs" not in f.parts:
-                out[str(f.relative_to(ws))] = hashlib.md5(f.read_bytes()).hexdigest()
-    return out
+from conftest import TINY, fails_cleanly, merged
 
 
 @pytest.fixture
@@ -33,18 +23,6 @@ def ws(pipeline_ws, tmp_path):
     dst = tmp_path / "ws"
     shutil.copytree(pipeline_ws, dst, symlinks=True)
     return dst
-
-
-def _expect_clean_failure(ws, stage, *needles, touched=()):
-    before = _digest(ws)
-    proc = augflow(ws, stage)
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for n in needles:
-        assert n in proc.stderr, proc.stderr
-    after = _digest(ws)
-    for k in set(before) - set(touched):
-        assert after.get(k) == before[k], f"{k} changed"
 
 
 SAMPLES = "data/synthetic/samples.parquet"
@@ -57,29 +35,29 @@ def _edit_samples(ws, fn):
 
 def test_missing_file(ws):
     (ws / "data/prepared/train.parquet").unlink()
-    _expect_clean_failure(ws, "train", "data/prepared/train.parquet", "file not found",
+    fails_cleanly(ws, "train", "data/prepared/train.parquet", "file not found",
                           touched=["data/prepared/train.parquet"])
 
 
 def test_empty_file(ws):
     (ws / SAMPLES).write_bytes(b"")
-    _expect_clean_failure(ws, "filter", SAMPLES, "file is empty", touched=[SAMPLES])
+    fails_cleanly(ws, "filter", SAMPLES, "file is empty", touched=[SAMPLES])
 
 
 def test_corrupt_file(ws):
     (ws / SAMPLES).write_bytes(b"PAR1 this is not a parquet file")
-    _expect_clean_failure(ws, "filter", SAMPLES, "cannot read as parquet", touched=[SAMPLES])
+    fails_cleanly(ws, "filter", SAMPLES, "cannot read as parquet", touched=[SAMPLES])
 
 
 def test_corrupt_checkpoint(ws):
     (ws / "data/models/cvae.pt").write_bytes(b"\x80\x04 not a checkpoint")
-    _expect_clean_failure(ws, "generate", "data/models/cvae.pt", "cannot load checkpoint",
+    fails_cleanly(ws, "generate", "data/models/cvae.pt", "cannot load checkpoint",
                           touched=["data/models/cvae.pt"])
 
 
 def test_missing_label_column(ws):
     _edit_samples(ws, lambda d: d.drop(columns=["label"]))
-    _expect_clean_failure(ws, "filter", SAMPLES, "label", "missing column", touched=[SAMPLES])
+    fails_cleanly(ws, "filter", SAMPLES, "label", "missing column", touched=[SAMPLES])
 
 
 def test_nan_and_inf(ws):
@@ -87,7 +65,7 @@ def test_nan_and_inf(ws):
         d.loc[4, "pixel_3_3"] = np.inf
         return d
     _edit_samples(ws, poison)
-    _expect_clean_failure(ws, "filter", SAMPLES, "pixel_3_3", "NaN or infinite", touched=[SAMPLES])
+    fails_cleanly(ws, "filter", SAMPLES, "pixel_3_3", "NaN or infinite", touched=[SAMPLES])
 
 
 def test_non_numeric_values(ws):
@@ -95,7 +73,7 @@ def test_non_numeric_values(ws):
         d["pixel_1_2"] = d["pixel_1_2"].astype(str)
         return d
     _edit_samples(ws, text)
-    _expect_clean_failure(ws, "filter", SAMPLES, "pixel_1_2", "non-numeric", touched=[SAMPLES])
+    fails_cleanly(ws, "filter", SAMPLES, "pixel_1_2", "non-numeric", touched=[SAMPLES])
 
 
 def test_values_outside_the_declared_range(ws):
@@ -103,20 +81,20 @@ def test_values_outside_the_declared_range(ws):
         d.loc[0, "pixel_5_5"] = 40.0
         return d
     _edit_samples(ws, big)
-    _expect_clean_failure(ws, "filter", SAMPLES, "pixel_5_5", "outside the range [0, 16]",
+    fails_cleanly(ws, "filter", SAMPLES, "pixel_5_5", "outside the range [0, 16]",
                           touched=[SAMPLES])
 
 
 def test_duplicate_sample_ids(ws):
     _edit_samples(ws, lambda d: d.assign(sample_id="same"))
-    _expect_clean_failure(ws, "filter", SAMPLES, "sample_id", "duplicate", touched=[SAMPLES])
+    fails_cleanly(ws, "filter", SAMPLES, "sample_id", "duplicate", touched=[SAMPLES])
 
 
 def test_single_class_in_a_split_fails_validation(ws):
     path = ws / "data/prepared/train.parquet"
     df = pd.read_parquet(path)
     df[df["label"] == 3].to_parquet(path, index=False)
-    _expect_clean_failure(ws, "validate", "expect_column_distinct_values_to_equal_set",
+    fails_cleanly(ws, "validate", "expect_column_distinct_values_to_equal_set",
                           "label", touched=["data/prepared/train.parquet",
                                             "data/reports/validation_failed.json"])
 
@@ -133,7 +111,7 @@ def test_single_class_in_a_split_fails_validation(ws):
 ])
 def test_bad_params_name_the_key(ws, raw, needle):
     (ws / "params.yaml").write_text(yaml.safe_dump(merged(TINY, raw)))
-    _expect_clean_failure(ws, "generate", needle)
+    fails_cleanly(ws, "generate", needle)
 
 
 def test_too_few_rows_per_class_and_a_single_class():

@@ -21,9 +21,9 @@ CFG = config_from_dict({"vae": {"max_epochs": 120, "patience": 15, "beta": 0.1},
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Paths:
     """prepare -> train -> generate in-process, with the test split removed before training."""
-    from augflow.generate import run_generate
-    from augflow.prepare import run_prepare
-    from augflow.train import run_train
+    from augflow.stages.generate import run_generate
+    from augflow.stages.prepare import run_prepare
+    from augflow.stages.train import run_train
 
     paths = Paths(tmp_path_factory.mktemp("filter"))
     run_prepare(CFG.data, CFG.seed, paths)
@@ -56,7 +56,7 @@ def _bad_rows(paths: Paths, rng) -> pd.DataFrame:
 
 
 def test_filter_rejects_planted_bad_rows_and_keeps_clean_samples(trained):
-    from augflow.filter_stage import run_filter
+    from augflow.stages.filter import run_filter
 
     paths = trained
     clean = pd.read_parquet(paths.samples)
@@ -88,7 +88,7 @@ def test_only_validate_and_evaluate_declare_the_test_split():
 
 def test_filter_never_reads_the_test_split(trained):
     """The fixture removed test.parquet before train, generate and (here) filter ran."""
-    from augflow.filter_stage import run_filter
+    from augflow.stages.filter import run_filter
 
     assert not trained.split("test").exists()
     metrics = run_filter(CFG.filter, CFG.extractor, CFG.seed, trained)

@@ -98,7 +98,63 @@ def test_the_closure_sees_function_level_and_submodule_imports():
     # the test's own reading of imports, on facts that hold in this code base
     cli = {f.relative_to(PKG).as_posix() for f in _stage_files("validate")}
     assert {"cli.py", "config.py", "errors.py", "io.py", "paths.py", "__init__.py"} <= cli
-    assert "tracking.py" not in cli          # imported inside _track only: not by validate
-    assert _stage_entry_module("track") == "augflow.tracking"
-    ev = {f.relative_to(PKG).as_posix() for f in _closure("augflow.evaluate")}
-    assert "stats.py" in ev
+    assert "stages/track.py" not in cli      # imported inside _track only: not by validate
+    assert _stage_entry_module("track") == "augflow.stages.track"
+    ev = {f.relative_to(PKG).as_posix() for f in _closure("augflow.stages.evaluate")}
+    assert {"evaluation/stats.py", "stages/__init__.py"} <= ev
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(f): f for f in sorted(PKG.rglob("*.py"))}
+# Above the stages: the CLI and the low-data study, which runs a chain of stages.
+ABOVE_STAGES = {"augflow.cli", "augflow.lowdata"}
+
+
+def _edges(name: str) -> set[str]:
+    """augflow modules `name` imports anywhere in its file (top level or inside functions)."""
+    return {m for m in _imports(MODULES[name]) if m in MODULES and m != name}
+
+
+def test_stages_never_import_each_other_and_the_library_never_imports_a_stage():
+    bad = []
+    for name in MODULES:
+        stages = {m for m in _edges(name) if m.startswith("augflow.stages.")}
+        if name.startswith("augflow.stages.") or name in ABOVE_STAGES:
+            if name.startswith("augflow.stages."):
+                bad += [f"{name} -> {m}" for m in stages]
+        else:
+            bad += [f"{name} -> {m}" for m in stages | (_edges(name) & ABOVE_STAGES)]
+    assert bad == [], f"imports against the layers: {bad}"
+
+
+def test_no_import_cycles():
+    """Counting imports inside functions too: a lazy import hides a cycle, it does not remove it."""
+    graph = {name: _edges(name) for name in MODULES}
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(trail[trail.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = 2
+
+    for start in sorted(graph):
+        if start not in state:
+            visit(start, [start])
+    assert cycles == [], f"import cycles: {cycles}"
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_each_stage_has_one_documented_entry(stage):
+    tree = ast.parse((PKG / "stages" / f"{stage}.py").read_text())
+    entry = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == f"run_{stage}"]
+    assert len(entry) == 1 and ast.get_docstring(entry[0]), f"run_{stage} needs a docstring"
+    assert "paths" in [a.arg for a in entry[0].args.args]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import TINY, augflow, dvc, make_workspace, merged
+from conftest import TINY, augflow, dvc, fails_cleanly, make_workspace, merged
 from owndata import BANDS, WINE_LABEL, wine_frame, write_digit_pngs, write_wine_csv
 
 WINE_PARAMS = merged(TINY, {"data": {"source": "csv", "path": "data/raw/wine.csv",
@@ -150,23 +150,6 @@ def csv_ws(tmp_path):
     return ws
 
 
-def _outputs(ws) -> dict[str, bytes]:
-    return {str(p.relative_to(ws)): p.read_bytes()
-            for sub in ("data/prepared", "metrics") for p in sorted((ws / sub).rglob("*"))
-            if p.is_file()}
-
-
-def _fails_cleanly(ws, *needles, stage="prepare"):
-    before = _outputs(ws)
-    proc = augflow(ws, stage)
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for n in needles:
-        assert n in proc.stderr, proc.stderr
-    assert _outputs(ws) == before
-    return proc.stderr
-
-
 def _edit_csv(ws, fn):
     path = ws / "data/raw/wine.csv"
     fn(pd.read_csv(path)).to_csv(path, index=False)
@@ -174,7 +157,7 @@ def _edit_csv(ws, fn):
 
 def test_csv_missing_label_column(csv_ws):
     _edit_csv(csv_ws, lambda d: d.rename(columns={WINE_LABEL: "kind"}))
-    _fails_cleanly(csv_ws, "data/raw/wine.csv", f"missing label column {WINE_LABEL!r}",
+    fails_cleanly(csv_ws, "prepare", "data/raw/wine.csv", f"missing label column {WINE_LABEL!r}",
                    "rule: data.label_column")
 
 
@@ -184,32 +167,32 @@ def test_csv_non_numeric_value_names_column_and_line(csv_ws):
         d.loc[6, "alcohol"] = "n/a?"
         return d
     _edit_csv(csv_ws, text)
-    _fails_cleanly(csv_ws, "wine.csv: alcohol", "'n/a?'", "data row 7 (line 8)",
+    fails_cleanly(csv_ws, "prepare", "wine.csv: alcohol", "'n/a?'", "data row 7 (line 8)",
                    "rule: numeric")
 
 
 def test_csv_missing_value(csv_ws):
     _edit_csv(csv_ws, lambda d: d.assign(proline=d["proline"].where(d.index != 3)))
-    _fails_cleanly(csv_ws, "wine.csv: proline", "NaN", "line 5", "rule: finite")
+    fails_cleanly(csv_ws, "prepare", "wine.csv: proline", "NaN", "line 5", "rule: finite")
 
 
 def test_csv_empty_and_unknown_categorical(csv_ws):
     (csv_ws / "data/raw/wine.csv").write_text("")
-    _fails_cleanly(csv_ws, "data/raw/wine.csv", "file is empty")
+    fails_cleanly(csv_ws, "prepare", "data/raw/wine.csv", "file is empty")
     write_wine_csv(csv_ws / "data/raw/wine.csv")
     (csv_ws / "params.yaml").write_text(yaml.safe_dump(
         merged(WINE_PARAMS, {"data": {"categorical": ["colour"]}})))
-    _fails_cleanly(csv_ws, "wine.csv: colour", "not a feature column")
+    fails_cleanly(csv_ws, "prepare", "wine.csv: colour", "not a feature column")
 
 
 def test_csv_single_class_and_too_few_rows_per_class(csv_ws):
     _edit_csv(csv_ws, lambda d: d.assign(**{WINE_LABEL: "barolo"}))
-    _fails_cleanly(csv_ws, f"wine.csv: {WINE_LABEL}: needs at least two classes, found 1",
+    fails_cleanly(csv_ws, "prepare", f"wine.csv: {WINE_LABEL}: needs at least two classes, found 1",
                    "rule: n_classes>=2")
     write_wine_csv(csv_ws / "data/raw/wine.csv")
     _edit_csv(csv_ws, lambda d: pd.concat([d[d[WINE_LABEL] != "barbera"],
                                            d[d[WINE_LABEL] == "barbera"].head(2)]))
-    _fails_cleanly(csv_ws, f"wine.csv: {WINE_LABEL}: class barbera has 2 rows",
+    fails_cleanly(csv_ws, "prepare", f"wine.csv: {WINE_LABEL}: class barbera has 2 rows",
                    "rule: rows_per_class")
 
 
@@ -217,10 +200,10 @@ def test_path_outside_data_raw(csv_ws, tmp_path):
     write_wine_csv(tmp_path / "elsewhere.csv")
     (csv_ws / "params.yaml").write_text(yaml.safe_dump(
         merged(WINE_PARAMS, {"data": {"path": str(tmp_path / "elsewhere.csv")}})))
-    _fails_cleanly(csv_ws, "params.yaml: data.path", "outside data/raw/")
+    fails_cleanly(csv_ws, "prepare", "params.yaml: data.path", "outside data/raw/")
     (csv_ws / "params.yaml").write_text(yaml.safe_dump(
         merged(WINE_PARAMS, {"data": {"path": "data/raw/../../params.yaml"}})))
-    _fails_cleanly(csv_ws, "params.yaml: data.path", "outside data/raw/")
+    fails_cleanly(csv_ws, "prepare", "params.yaml: data.path", "outside data/raw/")
 
 
 def test_declared_range_is_checked_on_every_split(csv_ws):
@@ -229,8 +212,7 @@ def test_declared_range_is_checked_on_every_split(csv_ws):
         merged(WINE_PARAMS, {"data": {"columns": {"alcohol": {"min": 11.5, "max": 14.0}}}})))
     assert augflow(csv_ws, "prepare").returncode == 0     # declared: a rule for validate
     validation = (csv_ws / "data/reports/validation.json").read_bytes()
-    err = _fails_cleanly(csv_ws, "expect_column_values_to_be_between", "'alcohol'",
-                         stage="validate")
+    err = fails_cleanly(csv_ws, "validate", "expect_column_values_to_be_between", "'alcohol'")
     assert "[test]" in err or "[val]" in err or "[train]" in err
     assert (csv_ws / "data/reports/validation.json").read_bytes() == validation
 
@@ -239,8 +221,7 @@ def test_declared_categories_must_cover_the_data(csv_ws):
     (csv_ws / "params.yaml").write_text(yaml.safe_dump(merged(
         WINE_PARAMS, {"data": {"columns": {"hue_band": {"categories": ["low", "high"]}}}})))
     assert augflow(csv_ws, "prepare").returncode == 0
-    _fails_cleanly(csv_ws, "expect_column_values_to_be_in_set", "'hue_band'", "mid",
-                   stage="validate")
+    fails_cleanly(csv_ws, "validate", "expect_column_values_to_be_in_set", "'hue_band'", "mid")
 
 
 @pytest.fixture
@@ -255,7 +236,7 @@ def test_undecodable_image(png_ws):
     png_ws, written = png_ws
     bad = written[1][4]
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"truncated")
-    _fails_cleanly(png_ws, str(bad.relative_to(png_ws)), "cannot decode the image",
+    fails_cleanly(png_ws, "prepare", str(bad.relative_to(png_ws)), "cannot decode the image",
                    "rule: decodable image")
 
 
@@ -265,7 +246,7 @@ def test_mixed_image_sizes_and_channels(png_ws):
 
     odd = written[0][3]
     Image.open(odd).resize((20, 20)).save(odd)
-    _fails_cleanly(png_ws, str(odd.relative_to(png_ws)), "data.image_size", "image size")
+    fails_cleanly(png_ws, "prepare", str(odd.relative_to(png_ws)), "data.image_size", "image size")
     # data.image_size resizes every image: the same folder is then accepted
     sized = merged(IMAGE_PARAMS, {"data": {"labels_per_class": 8, "image_size": [28, 28]}})
     (png_ws / "params.yaml").write_text(yaml.safe_dump(sized))
@@ -273,7 +254,7 @@ def test_mixed_image_sizes_and_channels(png_ws):
 
     rgb = written[1][0]
     Image.open(rgb).convert("RGB").save(rgb)
-    _fails_cleanly(png_ws, str(rgb.relative_to(png_ws)), "data.image_channels", "channel count")
+    fails_cleanly(png_ws, "prepare", str(rgb.relative_to(png_ws)), "data.image_channels", "channel count")
     (png_ws / "params.yaml").write_text(yaml.safe_dump(
         merged(sized, {"data": {"image_channels": 1}})))
     assert augflow(png_ws, "prepare").returncode == 0
@@ -283,7 +264,7 @@ def test_not_an_image_file_in_a_class_folder(png_ws):
     png_ws, written = png_ws
     stray = png_ws / "data/raw/digits28/digit_0/notes.txt"
     stray.write_text("hello")
-    _fails_cleanly(png_ws, "notes.txt", "not a PNG or JPEG")
+    fails_cleanly(png_ws, "prepare", "notes.txt", "not a PNG or JPEG")
 
 
 def test_npz_with_pickled_objects_is_refused(tmp_path):
@@ -291,7 +272,7 @@ def test_npz_with_pickled_objects_is_refused(tmp_path):
                                                                 "path": "data/raw/x.npz"}}))
     np.savez(ws / "data/raw/x.npz", X=np.array([{"a": 1}] * 10, dtype=object),
              y=np.arange(10))
-    _fails_cleanly(ws, "data/raw/x.npz", "cannot read as npz", "no pickled objects")
+    fails_cleanly(ws, "prepare", "data/raw/x.npz", "cannot read as npz", "no pickled objects")
 
 
 def test_csv_duplicate_column_names_are_refused(csv_ws):
@@ -300,7 +281,7 @@ def test_csv_duplicate_column_names_are_refused(csv_ws):
     header = lines[0].split(",")
     header[3] = "alcohol"                       # a second column named alcohol
     path.write_text("\n".join([",".join(header)] + lines[1:]) + "\n")
-    _fails_cleanly(csv_ws, "data/raw/wine.csv", "'alcohol' appears twice", "column 4",
+    fails_cleanly(csv_ws, "prepare", "data/raw/wine.csv", "'alcohol' appears twice", "column 4",
                    "rule: unique column names")
 
 
@@ -310,7 +291,7 @@ def test_same_row_under_two_classes_is_refused_naming_both(csv_ws):
         copy[WINE_LABEL] = "barbera" if d[WINE_LABEL].iloc[0] != "barbera" else "barolo"
         return pd.concat([d, copy], ignore_index=True)
     _edit_csv(csv_ws, clash)
-    err = _fails_cleanly(csv_ws, "data/raw/wine.csv", "repeats data row 1 (line 2)",
+    err = fails_cleanly(csv_ws, "prepare", "data/raw/wine.csv", "repeats data row 1 (line 2)",
                          "rule: one class per distinct row")
     assert "barbera" in err and WINE_LABEL in err
 
@@ -318,7 +299,7 @@ def test_same_row_under_two_classes_is_refused_naming_both(csv_ws):
 def test_image_copied_into_another_class_folder_is_refused_naming_both_files(png_ws):
     ws, written = png_ws
     shutil.copy(written[0][0], ws / "data/raw/digits28/digit_1/copy_of_a_zero.png")
-    err = _fails_cleanly(ws, "copy_of_a_zero.png", str(written[0][0].name),
+    err = fails_cleanly(ws, "prepare", "copy_of_a_zero.png", str(written[0][0].name),
                          "rule: one class per distinct row")
     assert "digit_0" in err and "digit_1" in err
 
@@ -326,7 +307,7 @@ def test_image_copied_into_another_class_folder_is_refused_naming_both_files(png
 def test_invalid_yaml_is_one_line_naming_line_and_column(csv_ws):
     params = csv_ws / "params.yaml"
     params.write_text(params.read_text().replace("seed: 0", "seed: [0", 1))
-    err = _fails_cleanly(csv_ws, "params.yaml", "not valid YAML at line", "rule: yaml")
+    err = fails_cleanly(csv_ws, "prepare", "params.yaml", "not valid YAML at line", "rule: yaml")
     assert len([line for line in err.splitlines() if line.strip()]) == 1, err
 
 
@@ -335,8 +316,8 @@ def test_corrupt_extractor_is_a_clear_error(wine_ws, tmp_path):
     shutil.copytree(wine_ws, ws, symlinks=True)
     path = ws / "data/filtered/extractor.pt"
     path.write_bytes(path.read_bytes()[:200])
-    _fails_cleanly(ws, "data/filtered/extractor.pt", "cannot load feature extractor",
-                   "rule: readable", stage="evaluate")
+    fails_cleanly(ws, "evaluate", "data/filtered/extractor.pt", "cannot load feature extractor",
+                   "rule: readable")
 
 
 def test_a_class_of_three_rows_beside_many_stops_at_prepare_naming_it(csv_ws):
@@ -344,5 +325,5 @@ def test_a_class_of_three_rows_beside_many_stops_at_prepare_naming_it(csv_ws):
         keep = d[d[WINE_LABEL] != "barbera"]
         return pd.concat([keep, d[d[WINE_LABEL] == "barbera"].head(3)], ignore_index=True)
     _edit_csv(csv_ws, rare)
-    _fails_cleanly(csv_ws, "data/raw/wine.csv", "class barbera has 3 rows", "left none in",
+    fails_cleanly(csv_ws, "prepare", "data/raw/wine.csv", "class barbera has 3 rows", "left none in",
                    "rule: every class in every split")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import load_digits
 
-from augflow.evaluate import predictions
+from augflow.stages.evaluate import predictions
 
 
 def test_dask_runner_gives_the_same_predictions_as_the_local_runner(prefect_server):
@@ -28,7 +28,7 @@ def test_dask_runner_gives_the_same_predictions_as_the_local_runner(prefect_serv
 def test_per_class_generation_on_dask_gives_the_same_bytes(prefect_server):
     import torch
 
-    from augflow.generate import generate_samples
+    from augflow.stages.generate import generate_samples
     from augflow.models.cvae import CVAE
     from augflow.models.latent import fit_class_latents
 

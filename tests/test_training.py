@@ -10,7 +10,7 @@ import torch
 from augflow.config import VAEConfig
 from augflow.models.cvae import CVAE, cvae_loss
 from augflow.models.fitting import DivergedError, fit, with_lr_backoff
-from augflow.train import train_cvae
+from augflow.models.vae_fit import train_cvae
 
 
 def _data(n=200, d=16, k=3, seed=0):

@@ -18,42 +18,42 @@ from augflow.paths import Paths
 
 
 def _prepare(cfg: Config, p: Paths) -> dict:
-    from augflow.prepare import run_prepare
+    from augflow.stages.prepare import run_prepare
     return run_prepare(cfg.data, cfg.seed, p)
 
 
 def _validate(cfg: Config, p: Paths) -> dict:
-    from augflow.validation import run_validate
+    from augflow.stages.validate import run_validate
     return run_validate(cfg.data.min_rows_per_class, p)
 
 
 def _train(cfg: Config, p: Paths) -> dict:
-    from augflow.train import run_train
+    from augflow.stages.train import run_train
     return run_train(cfg.vae, cfg.seed, p)
 
 
 def _generate(cfg: Config, p: Paths) -> dict:
-    from augflow.generate import run_generate
+    from augflow.stages.generate import run_generate
     return run_generate(cfg.generate, cfg.seed, p)
 
 
 def _filter(cfg: Config, p: Paths) -> dict:
-    from augflow.filter_stage import run_filter
+    from augflow.stages.filter import run_filter
     return run_filter(cfg.filter, cfg.extractor, cfg.seed, p)
 
 
 def _augment(cfg: Config, p: Paths) -> dict:
-    from augflow.augment import run_augment
+    from augflow.stages.augment import run_augment
     return run_augment(cfg.augment, list(cfg.evaluate.classifiers), cfg.seed, p)
 
 
 def _evaluate(cfg: Config, p: Paths) -> dict:
-    from augflow.evaluate import run_evaluate
+    from augflow.stages.evaluate import run_evaluate
     return run_evaluate(cfg.evaluate, cfg.filter, cfg.seed, p)
 
 
 def _track(cfg: Config, p: Paths) -> dict:
-    from augflow.tracking import run_track
+    from augflow.stages.track import run_track
     return run_track(cfg, p)
 
 
@@ -63,8 +63,9 @@ _ENTRIES: dict[str, Callable[[Config, Paths], dict]] = {
     "filter": _filter, "augment": _augment, "evaluate": _evaluate, "track": _track,
 }
 STAGES = {name: _ENTRIES[name] for name in STAGE_NAMES}
-# Stages whose entry function writes its own metrics file (or none).
-_OWN_METRICS = {"evaluate", "track"}
+# The stage whose entry writes its own metrics file: track's is its MLflow state, written as
+# soon as the parent run exists so a retry after a crash closes the same run.
+_OWN_METRICS = {"track"}
 
 
 def _pin_torch_threads() -> None:
@@ -91,7 +92,7 @@ def run_stage(stage: str, params: str | Path = "params.yaml", root: str | Path =
 
 
 def _lowdata(args) -> int:
-    from augflow.classifiers import make_classifier
+    from augflow.evaluation.classifiers import make_classifier
     from augflow.lowdata import run_lowdata
 
     _pin_torch_threads()
@@ -109,7 +110,7 @@ def _lowdata(args) -> int:
 
 
 def _relocate_mlflow(args) -> int:
-    from augflow.tracking import relocate_local_store
+    from augflow.stages.track import relocate_local_store
 
     old = relocate_local_store(load_config(args.params), Path(args.root).resolve())
     print(f"MLflow artifacts: moved from {old}" if old else "MLflow artifacts: in place")

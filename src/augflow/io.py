@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
 import signal
@@ -33,10 +34,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     owns each output, so no live writer can hold them)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+    # mkstemp's random part is 8 characters: the pattern matches this target's temp files only,
+    # not those of a sibling whose name starts with this one's (e.g. x.json and x.json.bak)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.{'?' * 8}.tmp"):
         stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    # mkstemp creates the file 0600; an output gets the mode any new file gets (0666 - umask)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         try:
             yield Path(tmp)
@@ -65,11 +72,11 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, (np.floating, float)):
@@ -82,7 +89,7 @@ def _jsonable(obj: Any) -> Any:
 
 def write_json(path: str | Path, obj: Any) -> None:
     # Rounded floats and sorted keys keep reruns byte-identical.
-    text = json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n"
+    text = json.dumps(jsonable(obj), indent=2, sort_keys=True) + "\n"
     write_bytes(path, text.encode())
 
 

@@ -13,20 +13,21 @@ from pathlib import Path
 import numpy as np
 
 from augflow.config import Config
-from augflow.io import read_json, write_bytes, write_json
+from augflow.data.schema import read_schema
+from augflow.io import write_bytes, write_json
 from augflow.paths import Paths
-from augflow.stats import arm_and_gain_cis
+from augflow.evaluation.stats import arm_and_gain_cis
 
 log = logging.getLogger("augflow.lowdata")
 
 
 def _chain(cfg: Config, paths: Paths, subset_seed: int) -> dict:
     """Every stage up to augment on a fresh labelled subset; returns augment's metrics."""
-    from augflow.augment import run_augment
-    from augflow.filter_stage import run_filter
-    from augflow.generate import run_generate
-    from augflow.prepare import run_prepare
-    from augflow.train import run_train
+    from augflow.stages.augment import run_augment
+    from augflow.stages.filter import run_filter
+    from augflow.stages.generate import run_generate
+    from augflow.stages.prepare import run_prepare
+    from augflow.stages.train import run_train
 
     run_prepare(cfg.data, cfg.seed, paths, subset_seed=subset_seed)
     run_train(cfg.vae, cfg.seed, paths)
@@ -37,19 +38,18 @@ def _chain(cfg: Config, paths: Paths, subset_seed: int) -> dict:
 
 def _arm_data(paths: Paths, weight_multiplier: dict
               ) -> tuple[dict, np.ndarray, np.ndarray, tuple | None]:
-    from augflow.evaluate import arm_data
+    from augflow.stages.evaluate import arm_data
 
-    schema = read_json(paths.schema)
+    schema = read_schema(paths.schema)
     data, xt, yt = arm_data(paths, schema, weight_multiplier)
-    shape = tuple(schema["image_shape"]) if schema.get("image_shape") else None
-    return data, xt, yt, shape
+    return data, xt, yt, schema.image_shape
 
 
 def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: int,
                 classifiers: list[str], arms: list[str], out_dir: Path,
                 source_root: Path = Path(".")) -> dict:
     """source_root: the workspace whose data/raw/ holds the user's files (file sources)."""
-    from augflow.evaluate import predictions
+    from augflow.stages.evaluate import predictions
     from augflow.plots import lowdata_png
 
     result: dict = {"levels": [], "n_draws": n_draws, "n_seeds": n_seeds, "classifiers": {},
@@ -81,6 +81,8 @@ def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: in
         result["levels"].append(key)
         result["mix_scale"][key] = scales
         result["weights_at_mean_one"][key] = mean_one
+        # set by every draw (n_draws=0 would fail at np.vstack below in any case)
+        assert y_test is not None
         classes = np.unique(y_test)
         for clf in classifiers:
             stacked = {a: np.vstack(v) for a, v in preds[clf].items()}

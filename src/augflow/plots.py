@@ -21,7 +21,7 @@ def _png(fig) -> bytes:
 
 
 def sample_grid_png(x: np.ndarray, y: np.ndarray, image_shape: tuple[int, int, int],
-                    value_range: list[float], per_class: int = 10, names=None) -> bytes:
+                    value_range: tuple[float, float], per_class: int = 10, names=None) -> bytes:
     classes = sorted(set(int(c) for c in y))
     fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.6, len(classes) * 0.6))
     axes = np.atleast_2d(axes)

@@ -44,11 +44,14 @@ def _on_dask(jobs: list[Any], work: Callable[[Any], Any], workers: int, what: st
     from prefect import flow, task
     from prefect_dask import DaskTaskRunner
 
-    job_task = task(work, name=what, task_run_name="{job.name}")
+    # task(name=...)(work) is what task(work, name=...) does; prefect's overloads type only this form
+    job_task = task(name=what, task_run_name="{job.name}")(work)
     runner = DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
                                             "processes": True, "dashboard_address": None})
 
-    @flow(name=f"augflow-{what}", task_runner=runner)
+    # prefect-dask subclasses the bare TaskRunner (TaskRunner[PrefectConcurrentFuture]); the generic
+    # is invariant, so flow's TaskRunner[PrefectFuture] hint refuses it though it runs as one
+    @flow(name=f"augflow-{what}", task_runner=runner)  # type: ignore[arg-type]
     def run_batch(batch: list[Any]) -> list[Any]:
         return [f.result() for f in job_task.map(batch)]
 

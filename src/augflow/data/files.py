@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from augflow.data.sources import RawData, pixel_columns
+from augflow.data.raw import RawData, pixel_columns
 from augflow.data.table import LABEL, PROVENANCE
 from augflow.errors import AugflowError
 
@@ -152,5 +152,5 @@ def read_npz(path: Path) -> RawData:
                            field="X", rule="uint8 pixels or floats in [0, 1]")
     return RawData(frame=pd.DataFrame(xf.reshape(len(xf), -1), columns=pixel_columns(*shape)),
                    labels=labels, label_column="label", kind="image",
-                   image_shape=tuple(int(s) for s in shape), pixel_range=domain,
+                   image_shape=(int(shape[0]), int(shape[1]), int(shape[2])), pixel_range=domain,
                    origin=f"npz:{path.name}")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from augflow.data.sources import RawData, pixel_columns
+from augflow.data.raw import RawData, pixel_columns
 from augflow.errors import AugflowError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -49,10 +49,16 @@ def _decode(path: Path, size: tuple[int, int] | None, channels: int | None):
         with Image.open(path) as im:
             im.load()
             c = channels or _channels(im.mode)
-            im = im.convert("L" if c == 1 else "RGB")
-            if size is not None and im.size != (size[1], size[0]):
-                im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.float32)
+            src = im
+            if im.mode.startswith("I;16"):
+                # Pillow's convert("L") clips 16-bit gray at 255 (nearly every pixel white):
+                # scale 0..65535 onto the 0..255 pixel range instead.
+                deep = np.asarray(im, dtype=np.float64) * (255.0 / 65535.0)
+                src = Image.fromarray(np.round(deep).astype(np.uint8), "L")
+            img = src.convert("L" if c == 1 else "RGB")
+            if size is not None and img.size != (size[1], size[0]):
+                img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            arr = np.asarray(img, dtype=np.float32)
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise AugflowError(f"cannot decode the image ({type(err).__name__}: {str(err)[:120]})",
                            file=str(path), rule="decodable image") from None
@@ -62,7 +68,8 @@ def _decode(path: Path, size: tuple[int, int] | None, channels: int | None):
 def read_image_folder(root: Path, size: tuple[int, int] | None,
                       channels: int | None) -> RawData:
     items = list_images(root)
-    first_shape, first_file = None, None
+    first_shape: tuple[int, ...] | None = None
+    first_file: Path | None = None
     rows, labels = [], []
     for label, f in items:
         arr = _decode(f, size, channels)
@@ -76,6 +83,7 @@ def read_image_folder(root: Path, size: tuple[int, int] | None,
                                file=str(f), field=field, rule=f"one {what} for all images")
         rows.append(arr.ravel())
         labels.append(label)
+    assert first_shape is not None   # list_images refuses a folder without images
     h, w, c = first_shape
     frame = pd.DataFrame(np.vstack(rows), columns=pixel_columns(h, w, c))
     return RawData(frame=frame, labels=np.asarray(labels), label_column="label", kind="image",

@@ -3,36 +3,18 @@ the built-in sets ship with scikit-learn, everything else is a file under data/r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from augflow.config import BUILTIN_SOURCES, DataConfig
+from augflow.data.files import read_npz, read_table_file
+from augflow.data.images import read_image_folder
+from augflow.data.raw import RawData, pixel_columns
 from augflow.errors import AugflowError
 
 RAW_DIR = "data/raw"   # dvc.yaml's prepare stage depends on this folder
-
-
-@dataclass(frozen=True)
-class RawData:
-    frame: pd.DataFrame          # feature columns in the user's names and units
-    labels: np.ndarray           # the user's label values, one per row
-    label_column: str            # the user's name for the label
-    kind: str                    # "table" or "image"
-    categorical: tuple[str, ...] = ()
-    image_shape: tuple[int, int, int] | None = None   # (height, width, channels), channel-last rows
-    pixel_range: tuple[float, float] | None = None    # the declared domain of every pixel
-    origin: str = ""             # where it came from, for the schema and the run's tags
-    row_files: tuple[str, ...] | None = None   # image folders: the file of each row, for errors
-
-
-def pixel_columns(h: int, w: int, c: int) -> list[str]:
-    """Column names of a flattened (h, w, c) image in row-major, channel-last order."""
-    if c == 1:
-        return [f"pixel_{i}_{j}" for i in range(h) for j in range(w)]
-    return [f"pixel_{i}_{j}_{k}" for i in range(h) for j in range(w) for k in range(c)]
 
 
 def _digits() -> RawData:
@@ -75,10 +57,7 @@ def load_source(cfg: DataConfig, root: Path = Path(".")) -> RawData:
         return _sklearn_table(cfg.source)
     path = resolve_data_path(cfg, root)
     if cfg.source in ("csv", "parquet"):
-        from augflow.data.files import read_table_file
         return read_table_file(path, cfg.source, cfg.label_column, cfg.categorical)
     if cfg.source == "npz":
-        from augflow.data.files import read_npz
         return read_npz(path)
-    from augflow.data.images import read_image_folder
     return read_image_folder(path, cfg.image_size, cfg.image_channels)

@@ -41,20 +41,6 @@ def codes_from_names(values, class_names: list, file: str, field: str) -> np.nda
     return out
 
 
-def read_xy(path, schema: dict) -> tuple[np.ndarray, np.ndarray]:
-    """A prepared-format parquet -> model-space rows and integer labels."""
-    from augflow.io import read_parquet
-
-    return frame_xy(read_parquet(path), schema, str(path))
-
-
-def frame_xy(df: pd.DataFrame, schema: dict, file: str) -> tuple[np.ndarray, np.ndarray]:
-    from augflow.preprocess import encoder_of
-
-    y = label_codes(df, file)
-    return encoder_of(schema).transform(df, file), y
-
-
 def make_table(features: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
     df = features.reset_index(drop=True).copy()
     df[LABEL] = np.asarray(y, dtype=np.int64)

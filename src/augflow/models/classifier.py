@@ -13,6 +13,16 @@ class ClassifierBase(nn.Module):
     batched embeddings (the fidelity metrics' features) and class probabilities."""
 
     head: nn.Module
+    n_features: int
+    n_classes: int
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding of rows x that the head reads; each architecture defines its own."""
+        raise NotImplementedError
+
+    def hparams(self) -> dict:
+        """What models.factory rebuilds the model from; each architecture defines its own."""
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

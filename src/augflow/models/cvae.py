@@ -38,6 +38,19 @@ class CVAEBase(nn.Module):
 
     latent_dim: int
     n_classes: int
+    n_features: int
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of the posterior of rows x under labels y; each architecture defines it."""
+        raise NotImplementedError
+
+    def decode_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Decoder logits of latents z under labels y; each architecture defines it."""
+        raise NotImplementedError
+
+    def hparams(self) -> dict:
+        """What models.factory rebuilds the model from; each architecture defines its own."""
+        raise NotImplementedError
 
     def _onehot(self, y: torch.Tensor) -> torch.Tensor:
         return F.one_hot(y, self.n_classes).to(torch.float32)

@@ -3,14 +3,12 @@ before the convolutional models existed carry no "arch" key: they are MLPs."""
 
 from __future__ import annotations
 
-from torch import nn
-
-from augflow.models.classifier import MLPClassifier
+from augflow.models.classifier import ClassifierBase, MLPClassifier
 from augflow.models.conv import CNNClassifier, ConvCVAE
-from augflow.models.cvae import CVAE
+from augflow.models.cvae import CVAE, CVAEBase
 
 
-def build_cvae(hparams: dict) -> nn.Module:
+def build_cvae(hparams: dict) -> CVAEBase:
     h = hparams
     arch = h.get("arch", "mlp")
     if arch == "mlp":
@@ -23,7 +21,7 @@ def build_cvae(hparams: dict) -> nn.Module:
     raise ValueError(f"unknown CVAE arch {arch!r} (expected 'mlp' or 'conv')")
 
 
-def build_classifier(hparams: dict) -> nn.Module:
+def build_classifier(hparams: dict) -> ClassifierBase:
     h = hparams
     arch = h.get("arch", "mlp")
     if arch == "mlp":
@@ -36,7 +34,7 @@ def build_classifier(hparams: dict) -> nn.Module:
     raise ValueError(f"unknown classifier arch {arch!r} (expected 'mlp' or 'cnn')")
 
 
-def _check_features(model: nn.Module, h: dict) -> None:
+def _check_features(model: CVAEBase | ClassifierBase, h: dict) -> None:
     # image_shape determines n_features; a mismatch means a corrupted or hand-edited dict.
     if "n_features" in h and h["n_features"] != model.n_features:
         raise ValueError(f"hparams n_features={h['n_features']} does not match "

@@ -10,8 +10,8 @@ import torch
 
 from augflow.config import FilterConfig, Threshold
 from augflow.errors import AugflowError
-from augflow.models.classifier import MLPClassifier
-from augflow.models.cvae import CVAE
+from augflow.models.classifier import ClassifierBase
+from augflow.models.cvae import CVAEBase
 from augflow.quality.fidelity import fid
 from augflow.quality.knn import ball_stats, knn_distances, kth_radii
 
@@ -34,12 +34,12 @@ class Reference:
     radii: np.ndarray        # k-NN radius of each train row in feature space
 
 
-def build_reference(x_train, y_train, extractor: MLPClassifier, k: int, chunk: int) -> Reference:
+def build_reference(x_train, y_train, extractor: ClassifierBase, k: int, chunk: int) -> Reference:
     f = extractor.embed(torch.from_numpy(x_train)).numpy()
     return Reference(x_train, y_train, f, kth_radii(f, k, chunk))
 
 
-def score_rows(x: np.ndarray, y: np.ndarray, vae: CVAE, extractor: MLPClassifier,
+def score_rows(x: np.ndarray, y: np.ndarray, vae: CVAEBase, extractor: ClassifierBase,
                ref: Reference, chunk: int) -> pd.DataFrame:
     """The four per-sample scores of scaled rows x conditioned on labels y."""
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -68,7 +68,7 @@ def class_gate(f_fake: np.ndarray, y_fake: np.ndarray, f_val: np.ndarray, y_val:
                ref: Reference, max_ratio: float) -> dict[int, dict]:
     """Per class: synthetic-vs-train FID over the real val-vs-train FID of the same class.
     Callers pass the rows that passed the per-sample criteria: the gate judges what would be kept."""
-    out = {}
+    out: dict[int, dict] = {}
     for c in sorted(set(y_fake.tolist())):
         real_c = ref.f_train[ref.y_train == c]
         fake_c, val_c = f_fake[y_fake == c], f_val[y_val == c]

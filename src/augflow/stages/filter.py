@@ -6,28 +6,32 @@ import pandas as pd
 import torch
 
 from augflow.config import ExtractorConfig, FilterConfig
-from augflow.data.table import LABEL, SAMPLE_ID, read_xy
-from augflow.io import read_json, write_bytes, write_json, write_parquet
+from augflow.checkpoints import load_cvae, save_extractor
+from augflow.data.schema import read_schema, read_xy
+from augflow.data.table import LABEL, SAMPLE_ID
+from augflow.io import write_bytes, write_json, write_parquet
 from augflow.paths import Paths
-from augflow.quality.extractor import fit_extractor, save_extractor
+from augflow.quality.extractor import fit_extractor
 from augflow.quality.fidelity import KID_NOTE, fidelity_report
 from augflow.quality.sample_filter import (CRITERIA, apply_class_gate, build_reference,
                                            class_gate, per_sample_reasons, score_rows)
-from augflow.synthetic_table import read_synthetic
+from augflow.data.synthetic import read_synthetic
 
 
 def run_filter(cfg: FilterConfig, ext_cfg: ExtractorConfig, seed: int, paths: Paths) -> dict:
+    """Fit the feature extractor on real train rows, score each synthetic sample, keep those
+    inside thresholds set on real validation rows and the per-class FID gate, and report
+    set-level fidelity of generated, kept and validation rows against train."""
     from augflow.plots import score_histograms_png
-    from augflow.train import load_checkpoint
 
-    schema = read_json(paths.schema)
+    schema = read_schema(paths.schema)
     xtr, ytr = read_xy(paths.split("train"), schema)
     xva, yva = read_xy(paths.split("val"), schema)
     syn, xsy, ysy = read_synthetic(paths.samples, schema)
 
-    vae, _, _ = load_checkpoint(paths.checkpoint)
-    extractor, ext_fit = fit_extractor(xtr, ytr, xva, yva, len(schema["classes"]), ext_cfg, seed,
-                                       schema.get("image_shape"))
+    vae, _, _ = load_cvae(paths.checkpoint)
+    extractor, ext_fit = fit_extractor(xtr, ytr, xva, yva, schema.n_classes, ext_cfg, seed,
+                                       schema.image_shape)
     save_extractor(paths.extractor, extractor)
     ref = build_reference(xtr, ytr, extractor, cfg.knn_k, cfg.chunk_rows)
     scores = score_rows(xsy, ysy, vae, extractor, ref, cfg.chunk_rows)

@@ -175,7 +175,7 @@ def close_abandoned_runs(client, exp_id: str) -> list[str]:
     return [r.info.run_id for r in stale]
 
 
-def is_store_locked(err: BaseException) -> bool:
+def is_store_locked(err: BaseException | None) -> bool:
     """A SQLite 'database is locked' anywhere in the exception chain (MLflow wraps it)."""
     seen = set()
     while err is not None and id(err) not in seen:
@@ -217,9 +217,11 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
     import mlflow
     import mlflow.pytorch
     from mlflow import MlflowClient
+    # the same function as mlflow.data.from_pandas, which mlflow sets at import (mypy cannot see it)
+    from mlflow.data.pandas_dataset import from_pandas
 
     from augflow.plots import loss_curve_png
-    from augflow.train import load_checkpoint
+    from augflow.checkpoints import load_cvae
 
     root = paths.root.resolve()
     moved_from = relocate_local_store(cfg, root)
@@ -277,12 +279,12 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
                 if stage in timings and stage not in reused:
                     mlflow.log_metric("duration_s", timings[stage]["seconds"])
                 if stage == "train" and paths.train_curve.is_file():
-                    log_curve(MlflowClient(), mlflow.active_run().info.run_id,
+                    log_curve(MlflowClient(), child.info.run_id,
                               pd.read_csv(paths.train_curve))
                 _log_stage_artifacts(mlflow, stage, paths)
         for split in ("train", "val", "test"):
             df = pd.read_parquet(paths.split(split))
-            ds = mlflow.data.from_pandas(df, source=str(paths.split(split).resolve()), name=split)
+            ds = from_pandas(df, source=str(paths.split(split).resolve()), name=split)
             mlflow.log_input(ds, context="evaluation" if split == "test" else "training")
         mlflow.log_metrics(flatten({k: evaluation["classifiers"][k]["gain"]
                                     for k in evaluation["classifiers"]}, "gain."))
@@ -303,7 +305,7 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
                                   f"{mix['synthetic_share']:g}")
         curve = pd.read_csv(paths.train_curve)
         mlflow.log_image(_png_image(loss_curve_png(curve)), "figures/loss_curve.png")
-        model, _, _ = load_checkpoint(paths.checkpoint)
+        model, _, _ = load_cvae(paths.checkpoint)
         info = mlflow.pytorch.log_model(model, name="cvae", serialization_format="pickle",
                                         signature=cvae_signature(model.n_features),
                                         registered_model_name=cfg.tracking.registered_model)

@@ -105,7 +105,10 @@ class Encoder:
         n = len(self.numeric)
         if n:
             x = self.low + np.clip(u[:, :n], 0.0, 1.0) * (self.high - self.low)
-            x = np.where(self.integer, np.round(x), x)
+            # integers: the nearest whole number inside the range (a declared bound such as 0.5
+            # would otherwise round outside it, and check_values refuse our own output)
+            whole = np.clip(np.round(x), np.ceil(self.low), np.floor(self.high))
+            x = np.where(self.integer, whole, x)
             for i, col in enumerate(self.numeric):
                 out[col] = x[:, i].astype(np.float32)
         pos = n
@@ -131,6 +134,3 @@ class Encoder:
                                field=self.numeric[i], rule="value_range")
         return u
 
-
-def encoder_of(schema: dict) -> Encoder:
-    return Encoder.from_dict(schema["encoder"])

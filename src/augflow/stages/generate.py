@@ -9,12 +9,13 @@ import numpy as np
 import torch
 
 from augflow.config import GenerateConfig
-from augflow.data.table import LABEL, make_table, read_xy
+from augflow.checkpoints import load_cvae
+from augflow.data.schema import read_xy
+from augflow.data.table import LABEL, make_table
 from augflow.errors import AugflowError
 from augflow.models.latent import local_variants
 from augflow.io import write_bytes, write_parquet
 from augflow.paths import Paths
-from augflow.preprocess import encoder_of
 from augflow.runners import ClassJob, run_jobs
 
 
@@ -67,10 +68,11 @@ def generate_samples(model, classes: list[int], n_per_class: int, temperature: f
 
 
 def run_generate(cfg: GenerateConfig, seed: int, paths: Paths) -> dict:
+    """generate.n_per_class samples per class from the trained CVAE, back in the user's columns
+    and units, each with a sample_id and the seed, model and real row it came from."""
     from augflow.plots import sample_grid_png, table_samples_png
-    from augflow.train import load_checkpoint
 
-    model, schema, latents = load_checkpoint(paths.checkpoint)
+    model, schema, latents = load_cvae(paths.checkpoint)
     if cfg.latent == "class_fit" and latents is None:
         raise AugflowError("the checkpoint holds no per-class latent fit (it predates "
                            "generate.latent=class_fit); rerun the train stage",
@@ -78,10 +80,10 @@ def run_generate(cfg: GenerateConfig, seed: int, paths: Paths) -> dict:
     model_version = hashlib.sha256(paths.checkpoint.read_bytes()).hexdigest()[:12]
     real = read_xy(paths.split("train"), schema) if cfg.latent == "local" else None
     u, y, seeds, parents = generate_samples(
-        model, schema["classes"], cfg.n_per_class, cfg.temperature, seed,
+        model, schema.classes, cfg.n_per_class, cfg.temperature, seed,
         latents if cfg.latent == "class_fit" else None, cfg.runner, cfg.dask_workers, real)
     # Back to the user's columns and units: valid categories, numbers inside the fitted ranges.
-    encoder = encoder_of(schema)
+    encoder = schema.encoder
     df = make_table(encoder.inverse(u), y)
     within = df.groupby(LABEL).cumcount().to_numpy()
     df["sample_id"] = [f"cvae-{model_version}-{c}-{i:06d}" for c, i in zip(y, within)]
@@ -91,13 +93,14 @@ def run_generate(cfg: GenerateConfig, seed: int, paths: Paths) -> dict:
     df["gen_index"] = within.astype(np.int64)
     df["gen_parent"] = parents   # row of train.parquet the sample varies; -1: drawn from a fit
     write_parquet(paths.samples, df)
-    if schema.get("image_shape"):
-        x = df[schema["features"]].to_numpy(np.float32)
-        figure = sample_grid_png(x, y, tuple(schema["image_shape"]), schema["pixel_range"],
-                                 names=schema["class_names"])
+    if schema.image_shape:
+        assert schema.pixel_range is not None   # prepare sets it for every image source
+        x = df[schema.features].to_numpy(np.float32)
+        figure = sample_grid_png(x, y, schema.image_shape, schema.pixel_range,
+                                 names=schema.class_names)
     else:
         figure = table_samples_png(df, y, encoder.numeric, list(encoder.categories),
-                                   schema["class_names"])
+                                   schema.class_names)
     write_bytes(paths.sample_grid, figure)
-    return {"n_generated": int(len(df)), "n_classes": len(schema["classes"]),
+    return {"n_generated": int(len(df)), "n_classes": schema.n_classes,
             "model_version": model_version}

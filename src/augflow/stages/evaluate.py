@@ -5,22 +5,23 @@ This is the only stage that reads the test split."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from augflow.arms import arm_training_set
-from augflow.classifiers import fit_weighted, make_classifier
+from augflow.evaluation.arms import arm_training_set
+from augflow.evaluation.classifiers import fit_weighted, make_classifier
 from augflow.config import EvaluateConfig, FilterConfig
-from augflow.augment import added_weight_fraction, read_augmented
-from augflow.data.table import frame_xy, read_xy
+from augflow.checkpoints import load_extractor
+from augflow.data.augmented import added_weight_fraction, read_augmented
+from augflow.data.schema import Schema, frame_xy, read_schema, read_xy
 from augflow.io import read_json, write_bytes, write_json
 from augflow.paths import Paths
-from augflow.quality.extractor import load_extractor
 from augflow.quality.fidelity import KID_NOTE, fidelity_report
 from augflow.runners import FitJob, run_jobs
-from augflow.stats import arm_and_gain_cis
+from augflow.evaluation.stats import arm_and_gain_cis
 
 log = logging.getLogger("augflow.evaluate")
 # Metrics in metrics/evaluate.json; per-class recall goes to plots/per_class_recall.csv.
@@ -45,7 +46,7 @@ class _FitPredict:
         return fit_weighted(make_classifier(job.classifier, job.seed), x, y, w).predict(self.x_test)
 
 
-def predictions(clf_name: str, arms: list[str], data: dict, x_test: np.ndarray,
+def predictions(clf_name: str, arms: Sequence[str], data: dict, x_test: np.ndarray,
                 image_shape, n_seeds: int, base_seed: int, runner: str = "local",
                 workers: int = 2) -> dict[str, np.ndarray]:
     """Test-set predictions, shape (n_seeds, n_test), per arm."""
@@ -54,7 +55,7 @@ def predictions(clf_name: str, arms: list[str], data: dict, x_test: np.ndarray,
     return {arm: np.vstack(preds[i * n_seeds:(i + 1) * n_seeds]) for i, arm in enumerate(arms)}
 
 
-def arm_data(paths: Paths, schema: dict, weight_multiplier: dict | None = None
+def arm_data(paths: Paths, schema: Schema, weight_multiplier: dict | None = None
              ) -> tuple[dict, np.ndarray, np.ndarray]:
     """Every arm's source rows in model space, and the test split's. `weight_multiplier`: the
     augment stage's per-classifier total of the weights (its metrics' mix.weight_multiplier)."""
@@ -84,15 +85,18 @@ def promotion_decision(result: dict, cfg: EvaluateConfig, added_weight: float = 
 
 
 def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths: Paths) -> dict:
+    """Every classifier x arm x seed, fitted on the arm's rows and scored on the real test
+    split, with bootstrap CIs of each arm and of the gain over real; the promotion decision;
+    fidelity of the kept samples against test. Returns the metrics (metrics/evaluate.json)."""
     from augflow.plots import arms_png
 
-    schema = read_json(paths.schema)
+    schema = read_schema(paths.schema)
     augment = read_json(paths.metrics("augment")) if paths.metrics("augment").is_file() else {}
     multiplier = augment.get("mix", {}).get("weight_multiplier", {})
     data, xt_s, yt = arm_data(paths, schema, multiplier)
-    image_shape = tuple(schema["image_shape"]) if schema.get("image_shape") else None
+    image_shape = schema.image_shape
     arms = [a for a in cfg.arms if a != "classic" or image_shape is not None]
-    classes = np.asarray(schema["classes"])
+    classes = np.asarray(schema.classes)
 
     result: dict = {"n_seeds": cfg.n_seeds, "n_test": int(len(yt)), "classifiers": {}}
     table_rows: list[dict] = []
@@ -114,7 +118,6 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
     result["promotion"] = promotion_decision(result, cfg, result["added_weight_fraction"])
     result["fidelity_vs_test"], per_class = fidelity_vs_test(paths, data, xt_s, yt, filter_cfg, seed)
     write_json(paths.fidelity_vs_test, per_class)
-    write_json(paths.metrics("evaluate"), result)
     table = pd.DataFrame(table_rows)
     write_bytes(paths.evaluate_arms_csv, table.to_csv(index=False, float_format="%.6f").encode())
     write_bytes(paths.evaluate_plot, arms_png(table, "accuracy"))

@@ -24,19 +24,14 @@ import math
 import numpy as np
 import pandas as pd
 
-from augflow.arms import classic_variants
-from augflow.classifiers import fit_weighted, make_classifier
+from augflow.evaluation.arms import classic_variants
+from augflow.evaluation.classifiers import fit_weighted, make_classifier
 from augflow.config import AugmentConfig
-from augflow.data.table import codes_from_names, frame_xy, label_codes, make_table, read_xy
-from augflow.errors import AugflowError
-from augflow.io import read_json, read_parquet, write_bytes, write_parquet
+from augflow.data.augmented import ORIGIN, REAL, WEIGHT, origin_kinds
+from augflow.data.schema import Schema, frame_xy, read_schema, read_xy
+from augflow.data.table import codes_from_names, label_codes, make_table
+from augflow.io import read_parquet, write_bytes, write_parquet
 from augflow.paths import Paths
-from augflow.preprocess import encoder_of
-
-ORIGIN = "origin"
-WEIGHT = "sample_weight"
-REAL = "real"
-
 
 def mix_weights(origin_kind: np.ndarray, shares: dict[str, float]) -> np.ndarray:
     """Per-row weights: real rows 1, each other source's rows together share[source] x n_real,
@@ -52,53 +47,24 @@ def mix_weights(origin_kind: np.ndarray, shares: dict[str, float]) -> np.ndarray
 
 
 def augment_table(real: pd.DataFrame, extra: list[tuple[pd.DataFrame, np.ndarray]],
-                  schema: dict) -> pd.DataFrame:
+                  schema: Schema) -> pd.DataFrame:
     """Real rows then each extra table (rows in the prepared format, origin labels) in the
     user's format, without weights."""
-    features, names = schema["features"], np.asarray(schema["class_names"], dtype=object)
+    features, names = schema.features, np.asarray(schema.class_names, dtype=object)
     parts = []
     for df, origin in [(real, np.full(len(real), REAL, dtype=object))] + extra:
         out = df[features].copy().reset_index(drop=True)
-        out[schema["label_column"]] = names[label_codes(df, "")]
+        out[schema.label_column] = names[label_codes(df, "")]
         out[ORIGIN] = origin
         parts.append(out)
     return pd.concat(parts, ignore_index=True)
 
 
-def origin_kinds(origin: np.ndarray) -> np.ndarray:
-    s = pd.Series(origin, dtype=str)
-    return np.where(s == REAL, REAL, np.where(s.str.startswith("classic:"), "classic",
-                                              "synthetic")).astype(object)
-
-
-def read_augmented(path, schema: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The augmented table back in model space, as the evaluation trains on it: (x, y, weights)."""
-    df = read_parquet(path)
-    column = schema["label_column"]
-    for col in (column, WEIGHT):
-        if col not in df.columns:
-            raise AugflowError(f"missing column {col!r}", file=str(path), field=col,
-                               rule="required")
-    w = df[WEIGHT].to_numpy(np.float64)
-    if not np.isfinite(w).all() or (w < 0).any():
-        raise AugflowError("weights must be finite and non-negative", file=str(path),
-                           field=WEIGHT, rule="weight>=0")
-    y = codes_from_names(df[column].to_numpy(), schema["class_names"], str(path), column)
-    return encoder_of(schema).transform(df, str(path)), y, w
-
-
-def added_weight_fraction(path) -> float:
-    """The share of the augmented set's total weight carried by added (non-real) rows."""
-    df = read_parquet(path)
-    w = df[WEIGHT].to_numpy(np.float64)
-    added = df[ORIGIN].astype(str).to_numpy() != REAL
-    return float(w[added].sum() / max(w.sum(), 1e-12))
-
-
-def _classic_table(xr: np.ndarray, yr: np.ndarray, per_class: dict[int, int], schema: dict,
+def _classic_table(xr: np.ndarray, yr: np.ndarray, per_class: dict[int, int], schema: Schema,
                    seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    xc, yc, parents = classic_variants(xr, yr, per_class, tuple(schema["image_shape"]), seed)
-    table = make_table(encoder_of(schema).inverse(xc), yc)
+    assert schema.image_shape is not None   # classic shifts and rotations exist for images only
+    xc, yc, parents = classic_variants(xr, yr, per_class, schema.image_shape, seed)
+    table = make_table(schema.encoder.inverse(xc), yc)
     return table, np.asarray([f"classic:{p}" for p in parents], dtype=object)
 
 
@@ -129,7 +95,7 @@ def weight_multipliers(xa, ya, w, xv, yv, classifiers: list[str], seed: int,
 def choose_scale(correct: dict[float, np.ndarray]) -> float:
     """The configured shares (scale 1) unless another scale beats them on validation by more
     than two standard errors of the paired difference (same rows, so row difficulty cancels;
-    with every differing row in its favour that takes at least five rows);
+    with every differing row in its favour that takes at least four rows);
     ties go to the smaller scale."""
     base = correct[1.0]
     gain = {k: float(np.mean(c - base)) for k, c in correct.items()}
@@ -139,49 +105,63 @@ def choose_scale(correct: dict[float, np.ndarray]) -> float:
     return best if gain[best] > 2 * se else 1.0
 
 
-def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Paths) -> dict:
-    schema = read_json(paths.schema)
+def _unweighted_table(cfg: AugmentConfig, schema: Schema, paths: Paths, seed: int) -> pd.DataFrame:
+    """Real train rows, then the kept synthetic rows, then (images) classic variants of the
+    real rows, in the user's format with their origin; no weights yet."""
     real = read_parquet(paths.split("train"))
     # An empty kept table is legitimate (everything rejected): then only classic rows join.
     kept = pd.read_parquet(paths.kept) if paths.kept.is_file() else real.iloc[:0]
     xr, yr = frame_xy(real, schema, str(paths.split("train")))
     extra = [(kept, kept["sample_id"].astype(str).to_numpy(dtype=object) if len(kept)
               else np.zeros(0, dtype=object))]
-    if schema.get("image_shape") and cfg.classic_share > 0:
+    if schema.image_shape and cfg.classic_share > 0:
         yk = label_codes(kept, str(paths.kept)) if len(kept) else np.zeros(0, np.int64)
         per_class = {int(c): (cfg.classic_per_class if cfg.classic_per_class is not None
                               else int((yk == c).sum())) for c in np.unique(yr)}
         extra.append(_classic_table(xr, yr, per_class, schema, seed + 101))
-    table = augment_table(real, extra, schema)
+    return augment_table(real, extra, schema)
+
+
+def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray, schema: Schema,
+                   paths: Paths, classifiers: list[str], seed: int) -> dict:
+    """augment.select=val: the scale of the shares and each classifier's weight multiplier,
+    chosen on validation rows, with the validation accuracies behind the choice."""
+    shares = {"classic": cfg.classic_share, "synthetic": cfg.synthetic_share}
+    xa = schema.encoder.transform(table, "augmented")
+    ya = codes_from_names(table[schema.label_column].to_numpy(), schema.class_names,
+                          "augmented", schema.label_column)
+    xv, yv = read_xy(paths.split("val"), schema)
+    hits = {float(k): val_correct(xa, ya, mix_weights(kinds, {s: v * k for s, v in shares.items()}),
+                                  xv, yv, classifiers, seed) for k in cfg.scales}
+    # the choice is on the mean over classifiers; each one's accuracy is reported too, so a
+    # classifier the mix hurts on validation is visible, not averaged away
+    correct = {k: np.mean(list(h.values()), axis=0) for k, h in hits.items()}
+    scale = choose_scale(correct)
+    multipliers = {c: 1.0 for c in classifiers}
+    if scale > 0:
+        w = mix_weights(kinds, {s: v * scale for s, v in shares.items()})
+        multipliers = weight_multipliers(xa, ya, w, xv, yv, classifiers, seed, hits[scale])
+    return {"scale": scale, "n_val": int(len(yv)), "multipliers": multipliers,
+            "scores": {k: float(c.mean()) for k, c in correct.items()},
+            "per_classifier": {name: {f"{k:g}": float(h[name].mean()) for k, h in hits.items()}
+                               for name in classifiers}}
+
+
+def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Paths) -> dict:
+    """Write the augmented training set (real, classic and kept synthetic rows with their
+    origin and sample_weight) and report how the mix was chosen."""
+    schema = read_schema(paths.schema)
+    table = _unweighted_table(cfg, schema, paths, seed)
     kinds = origin_kinds(table[ORIGIN].to_numpy())
     shares = {"classic": cfg.classic_share, "synthetic": cfg.synthetic_share}
-
-    scores: dict[float, float] = {}
-    per_classifier: dict[str, dict[str, float]] = {}
-    n_val = 0
-    scale = 1.0
+    picked: dict = {"scale": 1.0, "n_val": 0, "multipliers": {c: 1.0 for c in classifiers},
+                    "scores": {}, "per_classifier": {}}
     if cfg.select == "val":
-        xa = encoder_of(schema).transform(table, "augmented")
-        ya = codes_from_names(table[schema["label_column"]].to_numpy(), schema["class_names"],
-                              "augmented", schema["label_column"])
-        xv, yv = read_xy(paths.split("val"), schema)
-        n_val = int(len(yv))
-        hits = {float(k): val_correct(xa, ya, mix_weights(kinds, {s: v * k for s, v in
-                                                                  shares.items()}),
-                                      xv, yv, classifiers, seed) for k in cfg.scales}
-        # the choice is on the mean over classifiers; each one's accuracy is reported too, so a
-        # classifier the mix hurts on validation is visible, not averaged away
-        correct = {k: np.mean(list(h.values()), axis=0) for k, h in hits.items()}
-        scores = {k: float(c.mean()) for k, c in correct.items()}
-        per_classifier = {name: {f"{k:g}": float(h[name].mean()) for k, h in hits.items()}
-                          for name in classifiers}
-        scale = choose_scale(correct)
+        picked = _select_on_val(cfg, table, kinds, schema, paths, classifiers, seed)
+    scale, scores, per_classifier = picked["scale"], picked["scores"], picked["per_classifier"]
+    n_val, multipliers = picked["n_val"], picked["multipliers"]
     chosen = {s: v * scale for s, v in shares.items()}
     table[WEIGHT] = mix_weights(kinds, chosen)
-    multipliers = {c: 1.0 for c in classifiers}
-    if cfg.select == "val" and scale > 0:
-        multipliers = weight_multipliers(xa, ya, table[WEIGHT].to_numpy(), xv, yv, classifiers,
-                                         seed, hits[scale])
     write_parquet(paths.augmented, table)
 
     counts = {k: int((kinds == k).sum()) for k in (REAL, "classic", "synthetic")}

@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from augflow.data.schema import Schema
 from augflow.data.table import LABEL, SAMPLE_ID, label_codes
 from augflow.errors import AugflowError
 from augflow.io import read_parquet
-from augflow.preprocess import encoder_of
 
 
-def read_synthetic(path, schema: dict) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def read_synthetic(path, schema: Schema) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     df = read_parquet(path)
     file = str(path)
     if SAMPLE_ID not in df.columns:
@@ -29,8 +29,8 @@ def read_synthetic(path, schema: dict) -> tuple[pd.DataFrame, np.ndarray, np.nda
         raise AugflowError(f"duplicate sample ids, e.g. {dup.iloc[0]!r}", file=file,
                            field=SAMPLE_ID, rule="unique")
     y = label_codes(df, file)
-    unknown = sorted(set(y.tolist()) - set(schema["classes"]))
+    unknown = sorted(set(y.tolist()) - set(schema.classes))
     if unknown:
         raise AugflowError(f"labels {unknown} are not among the training classes "
-                           f"{schema['classes']}", file=file, field=LABEL, rule="label_set")
-    return df, encoder_of(schema).check_values(df, file), y
+                           f"{schema.classes}", file=file, field=LABEL, rule="label_set")
+    return df, schema.encoder.check_values(df, file), y

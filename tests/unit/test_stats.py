@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from augflow.stats import arm_and_gain_cis
+from augflow.evaluation.stats import arm_and_gain_cis
 
 
 def test_identical_arms_have_zero_gain_and_a_ci_that_covers_the_truth():

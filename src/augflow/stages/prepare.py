@@ -13,12 +13,14 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from augflow.config import DataConfig
-from augflow.data.sources import RawData, load_source, resolve_data_path
+from augflow.data.preprocess import Encoder
+from augflow.data.raw import RawData
+from augflow.data.schema import Schema
+from augflow.data.sources import load_source, resolve_data_path
 from augflow.data.table import make_table
 from augflow.errors import AugflowError
 from augflow.io import write_json, write_parquet
 from augflow.paths import Paths
-from augflow.preprocess import Encoder
 
 log = logging.getLogger("augflow.prepare")
 
@@ -85,15 +87,14 @@ def class_names_of(labels: np.ndarray) -> list:
     return [n.item() if hasattr(n, "item") else n for n in names]
 
 
-def schema_of(raw: RawData, cfg: DataConfig, names: list, encoder: Encoder) -> dict:
+def schema_of(raw: RawData, cfg: DataConfig, names: list, encoder: Encoder) -> Schema:
     """What later stages need to know about the data without re-reading the source."""
-    return {"kind": raw.kind, "origin": raw.origin, "label_column": raw.label_column,
-            "features": list(raw.frame.columns), "categorical": list(raw.categorical),
-            "classes": list(range(len(names))), "class_names": names,
-            "image_shape": list(raw.image_shape) if raw.image_shape else None,
-            "pixel_range": list(raw.pixel_range) if raw.pixel_range else None,
-            "declared": {c: r.model_dump(exclude_none=True) for c, r in cfg.columns.items()},
-            "encoder": encoder.to_dict()}
+    return Schema(kind=raw.kind, origin=raw.origin, label_column=raw.label_column,
+                  features=list(raw.frame.columns), categorical=list(raw.categorical),
+                  classes=list(range(len(names))), class_names=names,
+                  image_shape=raw.image_shape, pixel_range=raw.pixel_range,
+                  declared={c: r.model_dump(exclude_none=True) for c, r in cfg.columns.items()},
+                  encoder=encoder)
 
 
 def _check_declared(raw: RawData, cfg: DataConfig) -> None:
@@ -139,7 +140,7 @@ def drop_duplicate_rows(raw: RawData, where: str = "") -> tuple[RawData, dict]:
     return raw, {"n_duplicates_dropped": int(dup.sum())}
 
 
-def _describe_row(raw: RawData, i: int) -> str:
+def _describe_row(raw: RawData, i: int | np.integer) -> str:
     """A row as the user finds it: its file for images, its data row for tables."""
     if raw.row_files is not None:
         return raw.row_files[i]
@@ -147,6 +148,9 @@ def _describe_row(raw: RawData, i: int) -> str:
 
 
 def run_prepare(cfg: DataConfig, seed: int, paths: Paths, subset_seed: int | None = None) -> dict:
+    """Load data.source, drop duplicate rows, split train/val/test stratified by class (seeded;
+    `subset_seed` re-draws the labelled subset for the low-data study), fit the encoder on train
+    and write the splits and schema.json."""
     raw = load_source(cfg, Path(paths.root))
     _check_declared(raw, cfg)
     where = str(resolve_data_path(cfg, Path(paths.root))) if cfg.path else raw.origin
@@ -161,5 +165,5 @@ def run_prepare(cfg: DataConfig, seed: int, paths: Paths, subset_seed: int | Non
     for name, table in tables.items():
         write_parquet(paths.split(name), table)
         metrics[f"n_{name}"] = int(len(table))
-    write_json(paths.schema, schema_of(raw, cfg, names, encoder))
+    write_json(paths.schema, schema_of(raw, cfg, names, encoder).to_dict())
     return metrics

@@ -5,13 +5,15 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from augflow.data.schema import Schema, read_schema
 from augflow.data.table import LABEL
 from augflow.errors import ValidationFailed
-from augflow.io import read_json, read_parquet, write_json
+from augflow.io import read_parquet, write_json
 from augflow.paths import Paths
 
 SPLITS = ("train", "val", "test")
@@ -29,20 +31,20 @@ def row_hashes(df: pd.DataFrame, features: list[str]) -> pd.Series:
 PROFILE_MARGIN = 1.0
 
 
-def column_rules(schema: dict, train: pd.DataFrame) -> dict[str, dict]:
+def column_rules(schema: Schema, train: pd.DataFrame) -> dict[str, dict]:
     """Expectations per feature column: declared rules (params data.columns) are strict; the
     rest is profiled from the train split (dtype, widened range, categories). Images' pixel
     columns get none here: they are checked per image on pixel_summary."""
-    declared = schema.get("declared", {})
-    images = schema.get("pixel_range") is not None
+    declared = schema.declared
+    images = schema.pixel_range is not None
     rules = {}
-    for col in schema["features"]:
-        if images and col not in schema["categorical"]:
+    for col in schema.features:
+        if images and col not in schema.categorical:
             continue
-        rule = {"dtype": str(train[col].dtype) if col in train else None}
+        rule: dict = {"dtype": str(train[col].dtype) if col in train else None}
         d = declared.get(col, {})
-        if col in schema["categorical"]:
-            rule["categories"] = d.get("categories") or sorted(schema["encoder"]["categories"][col])
+        if col in schema.categorical:
+            rule["categories"] = d.get("categories") or sorted(schema.encoder.categories[col])
         else:
             lo, hi = float(train[col].min()), float(train[col].max())
             pad = PROFILE_MARGIN * (hi - lo)
@@ -79,11 +81,11 @@ def pixel_summary(df: pd.DataFrame, features: list[str], lo: float, hi: float) -
                          "numeric_columns": np.full(len(df), numeric)})
 
 
-def _suite_for(gx, name: str, schema: dict, rules: dict, split_rows: int):
+def _suite_for(gx, name: str, schema: Schema, rules: dict, split_rows: int):
     e = gx.expectations
     suite = gx.ExpectationSuite(name=f"{name}_suite")
     suite.add_expectation(e.ExpectTableColumnsToMatchOrderedList(
-        column_list=schema["features"] + [LABEL]))
+        column_list=schema.features + [LABEL]))
     suite.add_expectation(e.ExpectTableRowCountToBeBetween(min_value=max(split_rows, 1)))
     for col, rule in rules.items():
         suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=col))
@@ -97,7 +99,7 @@ def _suite_for(gx, name: str, schema: dict, rules: dict, split_rows: int):
                 column=col, min_value=rule["min"], max_value=rule["max"]))
     suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=LABEL))
     suite.add_expectation(e.ExpectColumnDistinctValuesToEqualSet(column=LABEL,
-                                                                 value_set=schema["classes"]))
+                                                                 value_set=schema.classes))
     return suite
 
 
@@ -132,45 +134,58 @@ def _summarise(result) -> dict:
     return {"success": bool(result.success), "evaluated": len(result.results), "failed": failed}
 
 
-def run_validate(min_rows_per_class: int, paths: Paths) -> dict:
-    import great_expectations as gx  # ~6 s to import: only this stage pays for it
-    from great_expectations.core.run_identifier import RunIdentifier
-
-    schema = read_json(paths.schema)
-    frames = {s: read_parquet(paths.split(s)) for s in SPLITS}
-    # Derived tables: per-class counts, and test rows tagged with their content hash.
+def _checks(gx, schema: Schema, frames: dict[str, pd.DataFrame],
+            min_rows_per_class: int) -> list[tuple[str, pd.DataFrame, Any]]:
+    """(name, table, suite) per check: each split's rows (and per-image pixel summaries), its
+    per-class counts, and the test rows' content hashes against train's (leakage)."""
     counts = {s: df[LABEL].value_counts().rename_axis(LABEL).reset_index(name="count")
               for s, df in frames.items() if LABEL in df.columns}
-    present = [c for c in schema["features"] if all(c in df.columns for df in frames.values())]
+    present = [c for c in schema.features if all(c in df.columns for df in frames.values())]
     rules = column_rules(schema, frames["train"])
-    train_hashes = sorted(set(row_hashes(frames["train"], present)))
-    test_hashed = pd.DataFrame({"row_hash": row_hashes(frames["test"], present)})
-
-    docs_tmp = Path(tempfile.mkdtemp(prefix="augflow-docs-"))
-    ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
-    ctx.add_data_docs_site(site_name="augflow", site_config={
-        "class_name": "SiteBuilder",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                          "base_directory": str(docs_tmp)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
-    source = ctx.data_sources.add_pandas("augflow")
     e = gx.expectations
     checks: list[tuple[str, pd.DataFrame, object]] = []
     for s in SPLITS:
-        checks.append((s, frames[s], _suite_for(gx, s, schema, rules, len(schema["classes"]))))
-        if schema.get("pixel_range") is not None:
-            lo, hi = schema["pixel_range"]
-            checks.append((f"{s}_pixels", pixel_summary(frames[s], schema["features"], lo, hi),
+        checks.append((s, frames[s], _suite_for(gx, s, schema, rules, schema.n_classes)))
+        if schema.pixel_range is not None:
+            lo, hi = schema.pixel_range
+            checks.append((f"{s}_pixels", pixel_summary(frames[s], schema.features, lo, hi),
                            _pixel_suite(gx, s, lo, hi)))
         suite = gx.ExpectationSuite(name=f"{s}_class_counts_suite")
         suite.add_expectation(e.ExpectColumnValuesToBeBetween(
             column="count", min_value=min_rows_per_class if s == "train" else 1))
         checks.append((f"{s}_class_counts", counts.get(s, pd.DataFrame({"count": []})), suite))
+    train_hashes = sorted(set(row_hashes(frames["train"], present)))
     leak = gx.ExpectationSuite(name="test_vs_train_suite")
     leak.add_expectation(e.ExpectColumnValuesToNotBeInSet(column="row_hash", value_set=train_hashes))
-    checks.append(("test_vs_train", test_hashed, leak))
+    checks.append(("test_vs_train", pd.DataFrame({"row_hash": row_hashes(frames["test"], present)}),
+                   leak))
+    return checks
 
+
+def _ephemeral_context(gx, docs_dir: Path):
+    """A GX context in memory whose Data Docs site is built into `docs_dir`."""
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
+    ctx.add_data_docs_site(site_name="augflow", site_config={
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                          "base_directory": str(docs_dir)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
+    return ctx
+
+
+def run_validate(min_rows_per_class: int, paths: Paths) -> dict:
+    """Check the three splits against the schema, the class counts and train/test leakage;
+    publish Data Docs; raise ValidationFailed (keeping the last good result) on any failure."""
+    import great_expectations as gx  # ~6 s to import: only this stage pays for it
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    schema = read_schema(paths.schema)
+    frames = {s: read_parquet(paths.split(s)) for s in SPLITS}
+    docs_tmp = Path(tempfile.mkdtemp(prefix="augflow-docs-"))
+    ctx = _ephemeral_context(gx, docs_tmp)   # before any suite: GX suites need a live context
+    checks = _checks(gx, schema, frames, min_rows_per_class)
+    source = ctx.data_sources.add_pandas("augflow")
     definitions = []
     for name, _, suite in checks:
         batch = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("all")

@@ -1,0 +1,86 @@
+"""Stage train: fit the conditional VAE on real train rows, early-stopped on validation ELBO."""
+
+from __future__ import annotations
+
+import hashlib
+import io as _io
+
+import numpy as np
+import pandas as pd
+import torch
+
+from augflow.config import VAEConfig
+from augflow.checkpoints import save_cvae
+from augflow.data.schema import read_schema, read_xy
+from augflow.errors import AugflowError
+from augflow.io import write_bytes
+from augflow.models.latent import fit_class_latents
+from augflow.models.fitting import DivergedError
+from augflow.models.vae_fit import train_cvae
+from augflow.paths import Paths
+
+
+def _fingerprint(cfg: VAEConfig, seed: int, *arrays: np.ndarray) -> str:
+    h = hashlib.sha256(cfg.model_dump_json().encode() + str(seed).encode())
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _load_resume(path, fingerprint: str) -> dict | None:
+    """A resumable state from an interrupted run of the same config and data, if any."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:          # a state from a crash mid-write is ignored, never trusted
+        return None
+    return state if state.get("fingerprint") == fingerprint else None
+
+
+def with_classic_copies(x: np.ndarray, y: np.ndarray, copies: int, image_shape,
+                        seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images: the real rows plus `copies` shifted/rotated copies of each, what the VAE trains
+    on. Tables (no image shape) or copies=0: the real rows as they are."""
+    if not image_shape or copies == 0 or len(x) == 0:
+        return x, y
+    from augflow.evaluation.arms import classic_rows
+
+    extra = {int(c): copies * int((y == c).sum()) for c in np.unique(y)}
+    return classic_rows(x, y, extra, tuple(image_shape), seed)
+
+
+def run_train(cfg: VAEConfig, seed: int, paths: Paths) -> dict:
+    """Fit the CVAE on the train rows (plus classic copies for images), early-stopped on
+    validation, resuming an interrupted run of the same config and data; write the checkpoint
+    (with the per-class latent fits) and the loss curve."""
+    schema = read_schema(paths.schema)
+    x_real, y_real = read_xy(paths.split("train"), schema)
+    x, y = with_classic_copies(x_real, y_real, cfg.train_copies, schema.image_shape, seed)
+    xv, yv = read_xy(paths.split("val"), schema)
+    fingerprint = _fingerprint(cfg, seed, x, y, xv, yv)
+    resume = _load_resume(paths.train_resume, fingerprint)
+
+    def save_state(state: dict) -> None:
+        buf = _io.BytesIO()
+        torch.save({**state, "fingerprint": fingerprint}, buf)
+        write_bytes(paths.train_resume, buf.getvalue())
+
+    try:
+        model, result, lr = train_cvae(x, y, xv, yv, schema.n_classes, cfg, seed, resume,
+                                       save_state, schema.image_shape)
+    except DivergedError as err:
+        raise AugflowError(f"{err}; gave up after {cfg.divergence_retries} retries with a "
+                           f"lower learning rate", field="vae.lr", rule="finite loss") from None
+    latents = fit_class_latents(model, torch.from_numpy(x_real), torch.from_numpy(y_real),
+                                schema.n_classes)
+    save_cvae(paths.checkpoint, model, schema, latents)
+    paths.train_resume.unlink(missing_ok=True)
+    curve = pd.DataFrame(result.history)
+    write_bytes(paths.train_curve, curve.to_csv(index=False, float_format="%.6f").encode())
+    return {"arch": model.hparams().get("arch", "mlp"), "n_train_rows": int(len(x)),
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run, "lr_used": lr, "resumed": resume is not None,
+            "best_val_loss": result.best_val_loss,
+            "final_val_recon": result.history[result.best_epoch - 1]["val_recon"],
+            "final_val_kl": result.history[result.best_epoch - 1]["val_kl"]}

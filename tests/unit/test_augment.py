@@ -1,0 +1,191 @@
+"""augflow.stages.augment's pure functions (the mix weights, the choice of the scale and of the
+weight multiplier, the augmented table) and augflow.data.augmented, the format it writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from augflow.data.augmented import added_weight_fraction, origin_kinds, read_augmented
+from augflow.data.preprocess import Encoder
+from augflow.data.schema import Schema
+from augflow.errors import AugflowError
+from augflow.io import write_parquet
+from augflow.stages.augment import augment_table, choose_scale, mix_weights, weight_multipliers
+
+
+def _kinds(real=4, classic=0, synthetic=0) -> np.ndarray:
+    return np.array(["real"] * real + ["classic"] * classic + ["synthetic"] * synthetic, object)
+
+
+def test_mix_weights_give_real_rows_one_and_each_source_its_share():
+    kinds = _kinds(real=8, classic=16, synthetic=4)
+    w = mix_weights(kinds, {"classic": 0.5, "synthetic": 2.0})
+    # before the final scaling: real 1 each (8), classic 0.5*8/16 each, synthetic 2*8/4 each;
+    # total 8 + 4 + 16 = 28, scaled to sum to the 8 real rows
+    assert w.sum() == pytest.approx(8.0)
+    assert np.allclose(w[kinds == "real"], 8 / 28)
+    assert np.allclose(w[kinds == "classic"], 0.25 * 8 / 28)
+    assert np.allclose(w[kinds == "synthetic"], 4.0 * 8 / 28)
+    real = w[kinds == "real"].sum()
+    assert w[kinds == "classic"].sum() == pytest.approx(0.5 * real)
+    assert w[kinds == "synthetic"].sum() == pytest.approx(2.0 * real)
+
+
+def test_mix_weights_without_added_rows_or_with_zero_shares_are_the_real_rows_alone():
+    assert mix_weights(_kinds(real=5), {"classic": 0.5, "synthetic": 0.25}).tolist() == [1.0] * 5
+    kinds = _kinds(real=3, synthetic=6)
+    w = mix_weights(kinds, {"classic": 0.5, "synthetic": 0.0})   # no classic rows: share unused
+    assert w.tolist() == [1.0] * 3 + [0.0] * 6
+    # shares of a source without rows do not change the others
+    w = mix_weights(kinds, {"classic": 5.0, "synthetic": 1.0})
+    assert np.allclose(w, [0.5] * 3 + [0.25] * 6) and w.sum() == pytest.approx(3.0)
+
+
+def _hits(n: int, right: int) -> np.ndarray:
+    out = np.zeros(n)
+    out[:right] = 1.0
+    return out
+
+
+def test_choose_scale_keeps_one_unless_the_gain_is_beyond_two_standard_errors():
+    base = _hits(40, 20)
+    # 3 more rows right, none worse: gain 0.075, 2 SE of the paired difference ~0.084 -> stay
+    assert choose_scale({0.0: base, 1.0: base, 2.0: _hits(40, 23)}) == 1.0
+    # 4 more rows right: gain 0.1 > 2 SE ~0.096 -> move
+    assert choose_scale({0.0: base, 1.0: base, 2.0: _hits(40, 24)}) == 2.0
+    # a scale below the configured one can win too (added rows hurt)
+    assert choose_scale({0.0: base, 1.0: _hits(40, 10), 2.0: _hits(40, 5)}) == 0.0
+
+
+def test_choose_scale_weighs_the_paired_difference_not_the_accuracies():
+    base = _hits(40, 20)
+    # 12 rows won and 6 lost: gain 0.15, but the difference is noisy (2 SE ~0.2) -> stay
+    mixed = base.copy()
+    mixed[20:32] = 1.0
+    mixed[:6] = 0.0
+    assert mixed.mean() - base.mean() == pytest.approx(0.15)
+    assert choose_scale({1.0: base, 0.5: mixed}) == 1.0
+
+
+def test_choose_scale_ties_go_to_the_smaller_scale():
+    base = _hits(30, 10)
+    better = _hits(30, 25)
+    assert choose_scale({1.0: base, 2.0: better, 0.5: better.copy(), 4.0: better}) == 0.5
+    # no scale better than the configured one: 1, also when scale 0 ties with it
+    assert choose_scale({0.0: base.copy(), 1.0: base, 2.0: base.copy()}) == 1.0
+
+
+def test_choose_scale_with_one_validation_row_never_moves():
+    assert choose_scale({0.0: np.array([1.0]), 1.0: np.array([0.0])}) == 1.0
+
+
+def _schema() -> Schema:
+    train = pd.DataFrame({"size": [1.0, 3.0], "tone": ["dark", "light"], "label": [0, 1]})
+    enc = Encoder.fit(train, ("tone",), {})
+    return Schema(kind="table", origin="csv:t.csv", label_column="fruit", features=["size", "tone"],
+                  categorical=["tone"], classes=[0, 1], class_names=["apple", "pear"],
+                  image_shape=None, pixel_range=None, declared={}, encoder=enc)
+
+
+def _prepared(sizes, tones, labels, **extra) -> pd.DataFrame:
+    return pd.DataFrame({"size": sizes, "tone": tones, "label": np.asarray(labels, np.int64),
+                         **extra})
+
+
+def test_augment_table_is_real_rows_then_extra_rows_in_the_users_format():
+    schema = _schema()
+    real = _prepared([1.0, 3.0], ["dark", "light"], [0, 1]).set_index(pd.Index([5, 9]))
+    kept = _prepared([2.0], ["light"], [1], sample_id=["vae-0-1"], generator=["cvae"])
+    classic = _prepared([1.5, 2.5], ["dark", "dark"], [0, 0])
+    out = augment_table(real, [(kept, np.array(["vae-0-1"], object)),
+                               (classic, np.array(["classic:0", "classic:0"], object))], schema)
+    assert list(out.columns) == ["size", "tone", "fruit", "origin"]   # no provenance, no weight
+    assert out.index.tolist() == [0, 1, 2, 3, 4]
+    assert out["size"].tolist() == [1.0, 3.0, 2.0, 1.5, 2.5]
+    assert out["fruit"].tolist() == ["apple", "pear", "pear", "apple", "apple"]
+    assert out["origin"].tolist() == ["real", "real", "vae-0-1", "classic:0", "classic:0"]
+    assert origin_kinds(out["origin"].to_numpy()).tolist() == [
+        "real", "real", "synthetic", "classic", "classic"]
+
+
+def test_origin_kinds_of_each_source():
+    kinds = origin_kinds(np.array(["real", "classic:12", "cvae-s0-000003", "realistic"], object))
+    assert kinds.tolist() == ["real", "classic", "synthetic", "synthetic"]
+
+
+def _separable(rng, n, flip=False):
+    y = np.repeat([0, 1], n // 2)
+    x = rng.normal(size=(n, 2)) + np.where(y[:, None] == 1, 3.0, -3.0)
+    return x.astype(np.float32), (1 - y if flip else y)
+
+
+def test_weight_multipliers_are_one_or_rows_over_weight_total():
+    rng = np.random.default_rng(0)
+    xa, ya = _separable(rng, 40)
+    xv, yv = _separable(rng, 30)
+    w = np.full(40, 0.5)
+    factor = len(w) / w.sum()
+    # validation hits with the weights as written: all right -> nothing can beat them
+    assert weight_multipliers(xa, ya, w, xv, yv, ["logreg"], 0,
+                              {"logreg": np.ones(30, bool)}) == {"logreg": 1.0}
+    # as written all wrong, the mean-1 weights (a separable set) get them right -> the factor
+    assert weight_multipliers(xa, ya, w, xv, yv, ["logreg"], 0,
+                              {"logreg": np.zeros(30, bool)}) == {"logreg": factor}
+    assert factor == 2.0
+    # no weight at all: nothing to rescale
+    assert weight_multipliers(xa, ya, np.zeros(40), xv, yv, ["logreg", "svm_rbf"], 0, {}) == {
+        "logreg": 1.0, "svm_rbf": 1.0}
+
+
+def _augmented_file(tmp_path, **over):
+    df = pd.DataFrame({"size": [1.0, 3.0, 2.0, 2.5], "tone": ["dark", "light", "light", "dark"],
+                       "fruit": ["apple", "pear", "pear", "apple"],
+                       "origin": ["real", "real", "cvae-1", "classic:0"],
+                       "sample_weight": [1.0, 1.0, 0.5, 1.5]})
+    for k, v in over.items():
+        if v is None:
+            df = df.drop(columns=[k])
+        else:
+            df[k] = v
+    path = tmp_path / "train.parquet"
+    write_parquet(path, df)
+    return path
+
+
+def test_read_augmented_gives_model_rows_codes_and_weights(tmp_path):
+    schema = _schema()
+    x, y, w = read_augmented(_augmented_file(tmp_path), schema)
+    assert x.shape == (4, 3) and np.allclose(x[:, 0], [0.0, 1.0, 0.5, 0.75])
+    assert y.tolist() == [0, 1, 1, 0] and w.tolist() == [1.0, 1.0, 0.5, 1.5]
+
+
+@pytest.mark.parametrize("over, field, rule", [
+    ({"fruit": None}, "fruit", "required"),
+    ({"sample_weight": None}, "sample_weight", "required"),
+    ({"sample_weight": [1.0, -0.1, 1.0, 1.0]}, "sample_weight", "weight>=0"),
+    ({"sample_weight": [1.0, np.nan, 1.0, 1.0]}, "sample_weight", "weight>=0"),
+    ({"sample_weight": [1.0, np.inf, 1.0, 1.0]}, "sample_weight", "weight>=0"),
+    ({"fruit": ["apple", "plum", "pear", "apple"]}, "fruit", "label_set"),
+    ({"tone": ["dark", "blue", "dark", "dark"]}, "tone", "category seen in train or declared"),
+])
+def test_read_augmented_names_each_broken_column(tmp_path, over, field, rule):
+    path = _augmented_file(tmp_path, **over)
+    with pytest.raises(AugflowError) as info:
+        read_augmented(path, _schema())
+    assert (info.value.file, info.value.field, info.value.rule) == (str(path), field, rule)
+
+
+def test_read_augmented_of_a_missing_file(tmp_path):
+    with pytest.raises(AugflowError) as info:
+        read_augmented(tmp_path / "train.parquet", _schema())
+    assert info.value.rule == "exists"
+
+
+def test_added_weight_fraction(tmp_path):
+    assert added_weight_fraction(_augmented_file(tmp_path)) == pytest.approx(2.0 / 4.0)
+    zero = _augmented_file(tmp_path, sample_weight=[1.0, 1.0, 0.0, 0.0])
+    assert added_weight_fraction(zero) == 0.0
+    nothing = _augmented_file(tmp_path, sample_weight=[0.0] * 4)
+    assert added_weight_fraction(nothing) == 0.0
