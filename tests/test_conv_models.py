@@ -11,7 +11,7 @@ from augflow.models.classifier import MLPClassifier, classification_loss
 from augflow.models.conv import CNNClassifier, ConvCVAE, _to_image, _to_rows
 from augflow.models.cvae import CVAE, cvae_loss
 from augflow.models.factory import build_classifier, build_cvae
-from augflow.models.fitting import fit
+from augflow.models.fitting import FitSettings, fit
 
 torch.set_num_threads(1)
 
@@ -49,8 +49,8 @@ def _train_cvae(seed: int, epochs: int, channels=(16, 32)) -> tuple[ConvCVAE, ob
     xv, yv = _squares(30, seed=2)
     torch.manual_seed(seed)
     model = ConvCVAE((SIDE, SIDE, 1), K, latent_dim=4, channels=channels)
-    result = fit(model, _vae_loss, x, y, xv, yv, lr=1e-2, batch_size=16, max_epochs=epochs,
-                 patience=epochs, seed=seed)
+    result = fit(model, _vae_loss, (x, y), (xv, yv),
+                 FitSettings(lr=1e-2, batch_size=16, max_epochs=epochs, patience=epochs, seed=seed))
     return model.eval(), result
 
 
@@ -215,8 +215,8 @@ def test_cnn_classifier_learns_separable_images():
     xt, yt = _squares(60, seed=3)
     torch.manual_seed(0)
     model = CNNClassifier((SIDE, SIDE, 1), K, channels=(8, 16), embed_dim=32)
-    fit(model, classification_loss, x, y, xv, yv, lr=3e-3, batch_size=16, max_epochs=25,
-        patience=8, seed=0)
+    fit(model, classification_loss, (x, y), (xv, yv),
+        FitSettings(lr=3e-3, batch_size=16, max_epochs=25, patience=8, seed=0))
     model.eval()
     assert (model.proba(xt).argmax(1) == yt).float().mean() >= 0.95
     # the embedding separates the classes: each test point is nearest its own class centroid
@@ -238,8 +238,8 @@ def test_seeded_training_is_deterministic():
         x, y = _squares(60, seed=1)
         torch.manual_seed(seed)
         m = CNNClassifier((SIDE, SIDE, 1), K, channels=(4, 8), embed_dim=8)
-        fit(m, classification_loss, x, y, x, y, lr=3e-3, batch_size=16, max_epochs=2,
-            patience=2, seed=seed)
+        fit(m, classification_loss, (x, y), (x, y),
+            FitSettings(lr=3e-3, batch_size=16, max_epochs=2, patience=2, seed=seed))
         return m.state_dict()
 
     s1, s2 = clf(7), clf(7)

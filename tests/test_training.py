@@ -9,7 +9,7 @@ import torch
 
 from augflow.config import VAEConfig
 from augflow.models.cvae import CVAE, cvae_loss
-from augflow.models.fitting import DivergedError, fit, with_lr_backoff
+from augflow.models.fitting import DivergedError, FitSettings, fit, with_lr_backoff
 from augflow.models.vae_fit import train_cvae
 
 
@@ -35,8 +35,9 @@ def test_a_nan_loss_stops_training_with_its_epoch():
         return (loss * float("nan") if calls["n"] > 9 else loss), parts   # 4 batches + val/epoch
 
     with pytest.raises(DivergedError) as err:
-        fit(CVAE(16, 3, 4, (32,)), poisoned, *map(torch.from_numpy, (x, y, x, y)), lr=1e-3,
-            batch_size=64, max_epochs=10, patience=10, seed=0)
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        fit(CVAE(16, 3, 4, (32,)), poisoned, (xt, yt), (xt, yt),
+            FitSettings(lr=1e-3, batch_size=64, max_epochs=10, patience=10, seed=0))
     assert err.value.epoch == 2 and "epoch 2" in str(err.value)
 
 

@@ -49,7 +49,7 @@ def _decode(path: Path, size: tuple[int, int] | None, channels: int | None):
         with Image.open(path) as im:
             im.load()
             c = channels or _channels(im.mode)
-            src = im
+            src: Image.Image = im
             if im.mode.startswith("I;16"):
                 # Pillow's convert("L") clips 16-bit gray at 255 (nearly every pixel white):
                 # scale 0..65535 onto the 0..255 pixel range instead.

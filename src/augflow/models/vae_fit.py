@@ -9,7 +9,7 @@ import torch
 from augflow.config import VAEConfig
 from augflow.models.arch import pick_arch
 from augflow.models.cvae import CVAE, cvae_loss
-from augflow.models.fitting import fit, with_lr_backoff
+from augflow.models.fitting import FitSettings, fit, with_lr_backoff
 
 
 def make_cvae(cfg: VAEConfig, n_features: int, n_classes: int, image_shape=None):
@@ -36,11 +36,11 @@ def train_cvae(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarra
         holder["model"] = make_cvae(cfg, x.shape[1], n_classes, image_shape)
         state = resume if resume is not None and resume.get("lr") == lr else None
         emit = (lambda st: on_state({**st, "lr": lr})) if on_state else None
-        return fit(holder["model"], loss_fn, torch.from_numpy(x), torch.from_numpy(y),
-                   torch.from_numpy(x_val), torch.from_numpy(y_val), lr=lr,
-                   batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=cfg.patience,
-                   seed=seed, name="cvae", resume=state, on_state=emit,
-                   state_every=cfg.resume_every)
+        settings = FitSettings(lr=lr, batch_size=cfg.batch_size, max_epochs=cfg.max_epochs,
+                               patience=cfg.patience, seed=seed, name="cvae",
+                               state_every=cfg.resume_every)
+        return fit(holder["model"], loss_fn, (torch.from_numpy(x), torch.from_numpy(y)),
+                   (torch.from_numpy(x_val), torch.from_numpy(y_val)), settings, state, emit)
 
     start_lr = resume["lr"] if resume is not None else cfg.lr
     result, lr = with_lr_backoff(attempt, start_lr, cfg.divergence_retries, cfg.lr_backoff, "cvae")

@@ -8,7 +8,7 @@ import torch
 from augflow.config import ExtractorConfig
 from augflow.models.arch import pick_arch
 from augflow.models.classifier import ClassifierBase, MLPClassifier, classification_loss
-from augflow.models.fitting import FitResult, fit
+from augflow.models.fitting import FitResult, FitSettings, fit
 
 
 def make_extractor(cfg: ExtractorConfig, n_features: int, n_classes: int, image_shape=None):
@@ -24,8 +24,9 @@ def fit_extractor(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.nda
                   image_shape=None) -> tuple[ClassifierBase, FitResult]:
     torch.manual_seed(seed)
     model = make_extractor(cfg, x.shape[1], n_classes, image_shape)
-    result = fit(model, classification_loss, torch.from_numpy(x), torch.from_numpy(y),
-                 torch.from_numpy(x_val), torch.from_numpy(y_val), lr=cfg.lr,
-                 batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=cfg.patience,
-                 seed=seed, weight_decay=cfg.weight_decay, name="extractor")
+    settings = FitSettings(lr=cfg.lr, batch_size=cfg.batch_size, max_epochs=cfg.max_epochs,
+                           patience=cfg.patience, seed=seed, weight_decay=cfg.weight_decay,
+                           name="extractor")
+    result = fit(model, classification_loss, (torch.from_numpy(x), torch.from_numpy(y)),
+                 (torch.from_numpy(x_val), torch.from_numpy(y_val)), settings)
     return model.eval(), result

@@ -215,13 +215,9 @@ def run_track(cfg: Config, paths: Paths) -> dict:
 
 def _track_once(cfg: Config, paths: Paths) -> dict:
     import mlflow
-    import mlflow.pytorch
     from mlflow import MlflowClient
-    # the same function as mlflow.data.from_pandas, which mlflow sets at import (mypy cannot see it)
-    from mlflow.data.pandas_dataset import from_pandas
 
     from augflow.plots import loss_curve_png
-    from augflow.checkpoints import load_cvae
 
     root = paths.root.resolve()
     moved_from = relocate_local_store(cfg, root)
@@ -261,78 +257,108 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
                                           "status": "RUNNING"})
         mlflow.log_params(flat_params(cfg.model_dump(mode="json")))
         mlflow.log_dict(hashes, "dvc/hashes.json")
-        ended: dict[str, int] = {}
-        for stage in STAGES:
-            span = spans[stage]
-            child_tags = {"stage": stage, "mlflow.parentRunId": parent.info.run_id, **tags}
-            if stage in reused:
-                child_tags["reused"] = reused[stage]
-            child = MlflowClient().create_run(
-                exp_id, start_time=span[0] if span else None, run_name=stage, tags=child_tags)
-            if span:
-                ended[child.info.run_id] = span[1]
-            with mlflow.start_run(run_id=child.info.run_id, nested=True):
-                m = paths.metrics(stage)
-                if m.is_file():
-                    mlflow.log_metrics(flatten(read_json(m)))
-                    mlflow.log_artifact(str(m))
-                if stage in timings and stage not in reused:
-                    mlflow.log_metric("duration_s", timings[stage]["seconds"])
-                if stage == "train" and paths.train_curve.is_file():
-                    log_curve(MlflowClient(), child.info.run_id,
-                              pd.read_csv(paths.train_curve))
-                _log_stage_artifacts(mlflow, stage, paths)
-        for split in ("train", "val", "test"):
-            df = pd.read_parquet(paths.split(split))
-            ds = from_pandas(df, source=str(paths.split(split).resolve()), name=split)
-            mlflow.log_input(ds, context="evaluation" if split == "test" else "training")
-        mlflow.log_metrics(flatten({k: evaluation["classifiers"][k]["gain"]
-                                    for k in evaluation["classifiers"]}, "gain."))
-        # The headline a reviewer scans in the runs table: what the filter kept, how close the
-        # kept set is to the real one, and the promotion decision (gains and mix beside them).
-        if paths.metrics("filter").is_file():
-            filt = read_json(paths.metrics("filter"))
-            kept_fid = filt.get("fidelity", {}).get("kept_vs_train", {}).get("fid")
-            mlflow.log_metrics({"kept_fraction": filt["kept_fraction"],
-                                **({"fid_kept_vs_train": kept_fid} if kept_fid is not None else {})})
-        mlflow.log_metric("promoted", float(bool(evaluation["promotion"]["promote"])))
-        if mix is not None:   # the mix decision, on the parent too
-            mlflow.log_metrics({"mix.scale": mix["scale"], "mix.classic_share": mix["classic_share"],
-                                "mix.synthetic_share": mix["synthetic_share"],
-                                "mix.helped_on_val": float(mix["helped_on_val"])})
-            mlflow.set_tag("mix", f"scale {mix['scale']:g} chosen by {mix['select']}; classic "
-                                  f"share {mix['classic_share']:g}, synthetic share "
-                                  f"{mix['synthetic_share']:g}")
+        ended = _log_stage_runs(mlflow, exp_id, parent.info.run_id, tags, spans, reused, timings,
+                                paths)
+        _log_summary(mlflow, paths, evaluation, mix)
         curve = pd.read_csv(paths.train_curve)
         mlflow.log_image(_png_image(loss_curve_png(curve)), "figures/loss_curve.png")
-        model, _, _ = load_cvae(paths.checkpoint)
-        info = mlflow.pytorch.log_model(model, name="cvae", serialization_format="pickle",
-                                        signature=cvae_signature(model.n_features),
-                                        registered_model_name=cfg.tracking.registered_model)
-        version = str(info.registered_model_version)
-        promotion = evaluation["promotion"]
-        client = MlflowClient()
-        # The versions table cuts a tag to ~20 characters: the verdict goes first.
-        verdict = ("champion" if promotion["promote"] else "not promoted") + ": " + promotion["reason"]
-        client.set_model_version_tag(cfg.tracking.registered_model, version, "promotion", verdict)
-        client.update_registered_model(cfg.tracking.registered_model, description=(
-            "Conditional VAE that generates labelled synthetic rows for augflow's augmented "
-            "training set. One version per tracked pipeline run; the `champion` alias marks the "
-            "latest version whose augmented set beat real data alone on the untouched test "
-            "split (the version description says why or why not)."))
-        client.update_model_version(cfg.tracking.registered_model, version,
-                                    description=model_description(promotion, evaluation))
-        if promotion["promote"]:
-            client.set_registered_model_alias(cfg.tracking.registered_model, "champion", version)
-        mlflow.set_tag("promotion", verdict)
+        version = _register_model(mlflow, cfg, paths, evaluation["promotion"], evaluation)
         run_id = parent.info.run_id
     for child_id, end in ended.items():
         MlflowClient().set_terminated(child_id, "FINISHED", end_time=end)
     state = {"run_id": run_id, "experiment_id": exp_id, "model_version": version,
              "status": "FINISHED", "closed_abandoned_runs": len(closed),
-             "champion": bool(promotion["promote"])}
+             "champion": bool(evaluation["promotion"]["promote"])}
     write_json(paths.tracking_state, state)
     return state
+
+
+def _log_stage_runs(mlflow, exp_id: str, parent_id: str, tags: dict, spans: dict,
+                    reused: dict[str, str], timings: dict[str, dict], paths: Paths) -> dict[str, int]:
+    """One child run per stage: its metrics, artifacts and real span (none for reused stages).
+    Returns child run id -> end time, set once the parent closes (MLflow ends children then)."""
+    from mlflow import MlflowClient
+
+    ended: dict[str, int] = {}
+    for stage in STAGES:
+        span = spans[stage]
+        child_tags = {"stage": stage, "mlflow.parentRunId": parent_id, **tags}
+        if stage in reused:
+            child_tags["reused"] = reused[stage]
+        child = MlflowClient().create_run(
+            exp_id, start_time=span[0] if span else None, run_name=stage, tags=child_tags)
+        if span:
+            ended[child.info.run_id] = span[1]
+        with mlflow.start_run(run_id=child.info.run_id, nested=True):
+            m = paths.metrics(stage)
+            if m.is_file():
+                mlflow.log_metrics(flatten(read_json(m)))
+                mlflow.log_artifact(str(m))
+            if stage in timings and stage not in reused:
+                mlflow.log_metric("duration_s", timings[stage]["seconds"])
+            if stage == "train" and paths.train_curve.is_file():
+                log_curve(MlflowClient(), child.info.run_id,
+                          pd.read_csv(paths.train_curve))
+            _log_stage_artifacts(mlflow, stage, paths)
+    return ended
+
+
+def _log_summary(mlflow, paths: Paths, evaluation: dict, mix: dict | None) -> None:
+    """On the parent: the splits as inputs, the gains, the headline metrics and the mix."""
+    # the same function as mlflow.data.from_pandas, which mlflow sets at import (mypy cannot see it)
+    from mlflow.data.pandas_dataset import from_pandas
+
+    for split in ("train", "val", "test"):
+        df = pd.read_parquet(paths.split(split))
+        ds = from_pandas(df, source=str(paths.split(split).resolve()), name=split)
+        mlflow.log_input(ds, context="evaluation" if split == "test" else "training")
+    mlflow.log_metrics(flatten({k: evaluation["classifiers"][k]["gain"]
+                                for k in evaluation["classifiers"]}, "gain."))
+    # The headline a reviewer scans in the runs table: what the filter kept, how close the
+    # kept set is to the real one, and the promotion decision (gains and mix beside them).
+    if paths.metrics("filter").is_file():
+        filt = read_json(paths.metrics("filter"))
+        kept_fid = filt.get("fidelity", {}).get("kept_vs_train", {}).get("fid")
+        mlflow.log_metrics({"kept_fraction": filt["kept_fraction"],
+                            **({"fid_kept_vs_train": kept_fid} if kept_fid is not None else {})})
+    mlflow.log_metric("promoted", float(bool(evaluation["promotion"]["promote"])))
+    if mix is not None:   # the mix decision, on the parent too
+        mlflow.log_metrics({"mix.scale": mix["scale"], "mix.classic_share": mix["classic_share"],
+                            "mix.synthetic_share": mix["synthetic_share"],
+                            "mix.helped_on_val": float(mix["helped_on_val"])})
+        mlflow.set_tag("mix", f"scale {mix['scale']:g} chosen by {mix['select']}; classic "
+                              f"share {mix['classic_share']:g}, synthetic share "
+                              f"{mix['synthetic_share']:g}")
+
+
+def _register_model(mlflow, cfg: Config, paths: Paths, promotion: dict, evaluation: dict) -> str:
+    """Log the CVAE as a registered model version with the promotion verdict; move the champion
+    alias to it only when promoted. Returns the version."""
+    import mlflow.pytorch
+    from mlflow import MlflowClient
+
+    from augflow.checkpoints import load_cvae
+
+    model, _, _ = load_cvae(paths.checkpoint)
+    info = mlflow.pytorch.log_model(model, name="cvae", serialization_format="pickle",
+                                    signature=cvae_signature(model.n_features),
+                                    registered_model_name=cfg.tracking.registered_model)
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    # The versions table cuts a tag to ~20 characters: the verdict goes first.
+    verdict = ("champion" if promotion["promote"] else "not promoted") + ": " + promotion["reason"]
+    client.set_model_version_tag(cfg.tracking.registered_model, version, "promotion", verdict)
+    client.update_registered_model(cfg.tracking.registered_model, description=(
+        "Conditional VAE that generates labelled synthetic rows for augflow's augmented "
+        "training set. One version per tracked pipeline run; the `champion` alias marks the "
+        "latest version whose augmented set beat real data alone on the untouched test "
+        "split (the version description says why or why not)."))
+    client.update_model_version(cfg.tracking.registered_model, version,
+                                description=model_description(promotion, evaluation))
+    if promotion["promote"]:
+        client.set_registered_model_alias(cfg.tracking.registered_model, "champion", version)
+    mlflow.set_tag("promotion", verdict)
+    return version
 
 
 def _previous_track_start(paths: Paths) -> float | None:
