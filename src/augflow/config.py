@@ -16,7 +16,9 @@ class _Strict(BaseModel):
 
 
 BUILTIN_SOURCES = ("digits", "iris", "wine", "breast_cancer")
-FILE_SOURCES = ("csv", "parquet", "image_folder", "npz")
+FILE_SOURCES = ("csv", "parquet", "image_folder", "npz", "torchvision")
+# The sets data.source torchvision reads (data.torchvision_dataset), in torchvision's on-disk layout
+TORCHVISION_DATASETS = ("mnist", "fashion_mnist", "kmnist", "cifar10")
 
 
 class ColumnRule(_Strict):
@@ -44,6 +46,10 @@ class DataConfig(_Strict):
     columns: dict[str, ColumnRule] = {}  # optional declared schema, per column
     image_size: tuple[int, int] | None = None   # image_folder: resize to (height, width)
     image_channels: Literal[1, 3] | None = None  # image_folder: convert to 1 (gray) or 3 (RGB)
+    # torchvision: which set lives under data.path (its root folder, in torchvision's layout)
+    torchvision_dataset: Literal[TORCHVISION_DATASETS] | None = None  # type: ignore[valid-type]
+    # torchvision: fetch missing files with torchvision when online; false never touches the network
+    download: bool = True
     test_size: float = Field(0.2, gt=0, lt=0.9)
     val_size: float = Field(0.15, gt=0, lt=0.9)
     labels_per_class: int | None = Field(None, ge=2)
@@ -55,7 +61,18 @@ class DataConfig(_Strict):
             raise ValueError(f"source {self.source!r} reads a file: set data.path")
         if self.source in BUILTIN_SOURCES and self.path:
             raise ValueError(f"source {self.source!r} is built in and reads no file: "
-                             "remove data.path or choose csv, parquet, image_folder or npz")
+                             "remove data.path or choose csv, parquet, image_folder, npz or "
+                             "torchvision")
+        if self.source == "torchvision" and self.torchvision_dataset is None:
+            raise ValueError("source 'torchvision' needs data.torchvision_dataset: one of "
+                             f"{', '.join(TORCHVISION_DATASETS)}")
+        if self.source != "torchvision" and self.torchvision_dataset is not None:
+            raise ValueError("data.torchvision_dataset is read by source 'torchvision' only: "
+                             "remove it or set data.source: torchvision")
+        if self.source == "torchvision" and (self.image_size or self.image_channels):
+            # the sets have one size each (28x28 gray, 32x32 RGB): a resize would be ignored
+            raise ValueError("data.image_size and data.image_channels apply to image_folder; "
+                             "a torchvision set is read at its own size")
         if self.image_size is not None and min(self.image_size) < 4:
             raise ValueError("image_size must be at least 4x4")
         return self

@@ -35,3 +35,33 @@ def test_an_unknown_key_is_refused_and_the_config_is_frozen():
     cfg = load_config(REPO / "params.yaml")
     with pytest.raises(Exception):
         cfg.vae.beta = 2.0
+
+
+def _data(**data) -> dict:
+    return {"data": {"source": "torchvision", "path": "data/raw/tv", **data}}
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "kmnist", "cifar10"])
+def test_the_torchvision_source_names_its_set_and_may_turn_downloads_off(name):
+    cfg = config_from_dict(_data(torchvision_dataset=name, download=False)).data
+    assert (cfg.source, cfg.path, cfg.torchvision_dataset, cfg.download) == (
+        "torchvision", "data/raw/tv", name, False)
+    assert config_from_dict(_data(torchvision_dataset=name)).data.download is True   # the default
+
+
+@pytest.mark.parametrize("data, says", [
+    ({}, "data: Value error, source 'torchvision' needs data.torchvision_dataset: one of mnist, "
+         "fashion_mnist, kmnist, cifar10"),
+    ({"torchvision_dataset": "svhn"}, "data.torchvision_dataset: Input should be 'mnist', "
+                                      "'fashion_mnist', 'kmnist' or 'cifar10'"),
+    ({"torchvision_dataset": "mnist", "path": None}, "source 'torchvision' reads a file: set data.path"),
+    ({"torchvision_dataset": "mnist", "image_size": [14, 14]}, "a torchvision set is read at its own size"),
+    ({"torchvision_dataset": "mnist", "download": "sometimes"}, "data.download: Input should be a valid boolean"),
+    ({"source": "digits", "path": None, "torchvision_dataset": "mnist"},
+     "data.torchvision_dataset is read by source 'torchvision' only"),
+])
+def test_a_wrong_torchvision_setting_is_one_line_naming_the_key(data, says):
+    with pytest.raises(AugflowError) as info:
+        config_from_dict(_data(**data))
+    assert str(info.value).startswith("params.yaml: data") and says in str(info.value)
+    assert "\n" not in str(info.value)
