@@ -4,7 +4,8 @@ foreign file gets the same clear error whichever model it was meant to hold.
 
 A checkpoint is a dict of plain tensors and builtins (`state_dict`, the model's `hparams()`,
 and for the CVAE the schema and the per-class latent fits), so `torch.load(weights_only=True)`
-reads it and `models.factory` rebuilds the module from `hparams` alone."""
+reads it and `models.factory` rebuilds the module from `hparams` alone. The tensors are saved
+from the CPU whatever device the model trained on, so a file loads the same everywhere."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from augflow.data.schema import Schema
+from augflow.device import state_on_cpu
 from augflow.errors import AugflowError
 from augflow.io import write_bytes
 
@@ -62,7 +64,7 @@ def _load(path: str | Path, what: str, build: Callable[[dict], M]) -> tuple[M, d
 
 
 def save_cvae(path: str | Path, model: CVAEBase, schema: Schema, latents: dict | None = None) -> None:
-    _save(path, {"state_dict": model.state_dict(), "hparams": model.hparams(),
+    _save(path, {"state_dict": state_on_cpu(model.state_dict()), "hparams": model.hparams(),
                  "schema": schema.to_dict(), "latents": latents})
 
 
@@ -75,7 +77,7 @@ def load_cvae(path: str | Path) -> tuple[CVAEBase, Schema, dict | None]:
 
 
 def save_extractor(path: str | Path, model: ClassifierBase) -> None:
-    _save(path, {"state_dict": model.state_dict(), "hparams": model.hparams()})
+    _save(path, {"state_dict": state_on_cpu(model.state_dict()), "hparams": model.hparams()})
 
 
 def load_extractor(path: str | Path) -> ClassifierBase:

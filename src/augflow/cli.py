@@ -29,27 +29,27 @@ def _validate(cfg: Config, p: Paths) -> dict:
 
 def _train(cfg: Config, p: Paths) -> dict:
     from augflow.stages.train import run_train
-    return run_train(cfg.vae, cfg.seed, p)
+    return run_train(cfg.vae, cfg.seed, p, cfg.device)
 
 
 def _generate(cfg: Config, p: Paths) -> dict:
     from augflow.stages.generate import run_generate
-    return run_generate(cfg.generate, cfg.seed, p)
+    return run_generate(cfg.generate, cfg.seed, p, cfg.device)
 
 
 def _filter(cfg: Config, p: Paths) -> dict:
     from augflow.stages.filter import run_filter
-    return run_filter(cfg.filter, cfg.extractor, cfg.seed, p)
+    return run_filter(cfg.filter, cfg.extractor, cfg.seed, p, cfg.device)
 
 
 def _augment(cfg: Config, p: Paths) -> dict:
     from augflow.stages.augment import run_augment
-    return run_augment(cfg.augment, list(cfg.evaluate.classifiers), cfg.seed, p)
+    return run_augment(cfg.augment, list(cfg.evaluate.classifiers), cfg.seed, p, cfg.device)
 
 
 def _evaluate(cfg: Config, p: Paths) -> dict:
     from augflow.stages.evaluate import run_evaluate
-    return run_evaluate(cfg.evaluate, cfg.filter, cfg.seed, p)
+    return run_evaluate(cfg.evaluate, cfg.filter, cfg.seed, p, cfg.device)
 
 
 def _track(cfg: Config, p: Paths) -> dict:

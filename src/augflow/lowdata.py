@@ -11,11 +11,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from augflow.config import Config
 from augflow.data.schema import read_schema
+from augflow.device import resolve_device
 from augflow.io import write_bytes, write_json
 from augflow.paths import Paths
+from augflow.progress import Progress
 from augflow.evaluation.stats import arm_and_gain_cis
 
 log = logging.getLogger("augflow.lowdata")
@@ -30,10 +33,10 @@ def _chain(cfg: Config, paths: Paths, subset_seed: int) -> dict:
     from augflow.stages.train import run_train
 
     run_prepare(cfg.data, cfg.seed, paths, subset_seed=subset_seed)
-    run_train(cfg.vae, cfg.seed, paths)
-    run_generate(cfg.generate, cfg.seed, paths)
-    run_filter(cfg.filter, cfg.extractor, cfg.seed, paths)
-    return run_augment(cfg.augment, list(cfg.evaluate.classifiers), cfg.seed, paths)
+    run_train(cfg.vae, cfg.seed, paths, cfg.device)
+    run_generate(cfg.generate, cfg.seed, paths, cfg.device)
+    run_filter(cfg.filter, cfg.extractor, cfg.seed, paths, cfg.device)
+    return run_augment(cfg.augment, list(cfg.evaluate.classifiers), cfg.seed, paths, cfg.device)
 
 
 def _arm_data(paths: Paths, weight_multiplier: dict
@@ -45,52 +48,67 @@ def _arm_data(paths: Paths, weight_multiplier: dict
     return data, xt, yt, schema.image_shape
 
 
+def _run_level(cfg: Config, level: int | None, n_draws: int, n_seeds: int,
+               classifiers: list[str], arms: list[str], source_root: Path, device: torch.device,
+               result: dict, bar: Progress) -> None:
+    """Every draw of one level: the chain, the classifiers' test predictions, then the level's
+    CIs into `result`. One progress step per draw."""
+    from augflow.stages.evaluate import predictions
+
+    data_cfg = cfg.data.model_copy(update={"labels_per_class": level})
+    level_cfg = cfg.model_copy(update={"data": data_cfg})
+    preds: dict[str, dict[str, list]] = {c: {a: [] for a in arms} for c in classifiers}
+    y_test = None
+    scales, mean_one = [], []
+    for d in range(n_draws):
+        bar.update(0, info=f"labels_per_class={level} draw {d + 1}/{n_draws}")
+        with tempfile.TemporaryDirectory(prefix="augflow-lowdata-") as tmp:
+            paths = Paths(Path(tmp))
+            # each draw works in its own temp workspace, reading the user's files in place
+            (paths.root / "data").mkdir()
+            (paths.root / "data" / "raw").symlink_to((source_root / "data" / "raw").resolve(),
+                                                     target_is_directory=True)
+            mix = _chain(level_cfg, paths, subset_seed=1000 * (d + 1) + cfg.seed)["mix"]
+            scales.append(mix["scale"])
+            mean_one.append(sorted(c for c, m in mix.get("weight_multiplier", {}).items()
+                                   if m != 1.0))
+            data, x_test, y_test, shape = _arm_data(paths, mix.get("weight_multiplier", {}))
+            for clf in classifiers:
+                p = predictions(clf, arms, data, x_test, shape, n_seeds, cfg.seed + 17 * d,
+                                device=device)
+                for a in arms:
+                    preds[clf][a].append(p[a])
+        bar.update()
+    key = "all" if level is None else str(level)
+    result["levels"].append(key)
+    result["mix_scale"][key] = scales
+    result["weights_at_mean_one"][key] = mean_one
+    # set by every draw (n_draws=0 would fail at np.vstack below in any case)
+    assert y_test is not None
+    classes = np.unique(y_test)
+    for clf in classifiers:
+        stacked = {a: np.vstack(v) for a, v in preds[clf].items()}
+        arm_ci, gain = arm_and_gain_cis(y_test, stacked, classes, cfg.evaluate.n_bootstrap,
+                                        cfg.seed)
+        entry = result["classifiers"].setdefault(clf, {})
+        entry[key] = {"arms": {a: arm_ci[a]["accuracy"] for a in arms},
+                      "gain": gain["accuracy"]}
+
+
 def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: int,
                 classifiers: list[str], arms: list[str], out_dir: Path,
                 source_root: Path = Path(".")) -> dict:
     """source_root: the workspace whose data/raw/ holds the user's files (file sources)."""
-    from augflow.stages.evaluate import predictions
     from augflow.plots import lowdata_png
 
     result: dict = {"levels": [], "n_draws": n_draws, "n_seeds": n_seeds, "classifiers": {},
                     "mix_scale": {}, "weights_at_mean_one": {}}
-    for level in levels:
-        data_cfg = cfg.data.model_copy(update={"labels_per_class": level})
-        level_cfg = cfg.model_copy(update={"data": data_cfg})
-        preds: dict[str, dict[str, list]] = {c: {a: [] for a in arms} for c in classifiers}
-        y_test = None
-        scales, mean_one = [], []
-        for d in range(n_draws):
-            log.info("labels_per_class=%s draw %d/%d", level, d + 1, n_draws)
-            with tempfile.TemporaryDirectory(prefix="augflow-lowdata-") as tmp:
-                paths = Paths(Path(tmp))
-                # each draw works in its own temp workspace, reading the user's files in place
-                (paths.root / "data").mkdir()
-                (paths.root / "data" / "raw").symlink_to((source_root / "data" / "raw").resolve(),
-                                                         target_is_directory=True)
-                mix = _chain(level_cfg, paths, subset_seed=1000 * (d + 1) + cfg.seed)["mix"]
-                scales.append(mix["scale"])
-                mean_one.append(sorted(c for c, m in mix.get("weight_multiplier", {}).items()
-                                       if m != 1.0))
-                data, x_test, y_test, shape = _arm_data(paths, mix.get("weight_multiplier", {}))
-                for clf in classifiers:
-                    p = predictions(clf, arms, data, x_test, shape, n_seeds, cfg.seed + 17 * d)
-                    for a in arms:
-                        preds[clf][a].append(p[a])
-        key = "all" if level is None else str(level)
-        result["levels"].append(key)
-        result["mix_scale"][key] = scales
-        result["weights_at_mean_one"][key] = mean_one
-        # set by every draw (n_draws=0 would fail at np.vstack below in any case)
-        assert y_test is not None
-        classes = np.unique(y_test)
-        for clf in classifiers:
-            stacked = {a: np.vstack(v) for a, v in preds[clf].items()}
-            arm_ci, gain = arm_and_gain_cis(y_test, stacked, classes, cfg.evaluate.n_bootstrap,
-                                            cfg.seed)
-            entry = result["classifiers"].setdefault(clf, {})
-            entry[key] = {"arms": {a: arm_ci[a]["accuracy"] for a in arms},
-                          "gain": gain["accuracy"]}
+    device = resolve_device(cfg.device)
+    # one step per (level, draw): each is a whole chain of stages, minutes on the defaults
+    with Progress("lowdata", len(levels) * n_draws, logger=log) as bar:
+        for level in levels:
+            _run_level(cfg, level, n_draws, n_seeds, classifiers, arms, source_root, device,
+                       result, bar)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "lowdata.json", result)
     write_bytes(out_dir / "lowdata.png", lowdata_png(result))

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Callable, Sequence
 
+from augflow.progress import track
+
 
 @dataclass(frozen=True)
 class FitJob:
@@ -32,9 +34,11 @@ class ClassJob:
 
 
 def run_jobs(jobs: Sequence[Any], work: Callable[[Any], Any], runner: str = "local",
-             workers: int = 2, what: str = "fit-predict") -> list[Any]:
+             workers: int = 2, what: str = "fit-predict", progress: str | None = None) -> list[Any]:
+    """work(job) for every job, in order. `progress`: a name to show progress under (local
+    runner; on Dask, Prefect's task runs show it)."""
     if runner == "local":
-        return [work(j) for j in jobs]
+        return [work(j) for j in (track(jobs, progress) if progress else jobs)]
     if runner == "dask":
         return _on_dask(list(jobs), work, workers, what)
     raise ValueError(f"unknown runner {runner!r}")

@@ -10,12 +10,15 @@ from augflow.errors import AugflowError
 
 class TorchMLP:
     """A small torch MLP with a fixed budget of epochs (no early stopping: there is no extra
-    labelled data to stop on without touching test)."""
+    labelled data to stop on without touching test). `device`: where it trains (None: the CPU);
+    the rows stay on the CPU and each batch moves, the shuffle stays on a CPU generator."""
 
     def __init__(self, seed: int, hidden=(128, 64), epochs: int = 60, lr: float = 2e-3,
-                 batch_size: int = 64, weight_decay: float = 1e-4) -> None:
+                 batch_size: int = 64, weight_decay: float = 1e-4,
+                 device: torch.device | None = None) -> None:
         self.seed, self.hidden, self.epochs = seed, hidden, epochs
         self.lr, self.batch_size, self.weight_decay = lr, batch_size, weight_decay
+        self.device = device
 
     def fit(self, x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
             ) -> TorchMLP:
@@ -31,14 +34,17 @@ class TorchMLP:
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
         self.model_ = MLPClassifier(x.shape[1], len(self.classes_), self.hidden)
+        dev = self.device if self.device is not None else torch.device("cpu")
+        self.model_.to(dev)   # before the optimizer: Adam's state follows the weights
         opt = torch.optim.Adam(self.model_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         self.model_.train()
         for _ in range(self.epochs):
             order = torch.randperm(len(xt), generator=gen)
             for s in range(0, len(xt), self.batch_size):
                 idx = order[s:s + self.batch_size]
-                per_row = F.cross_entropy(self.model_(xt[idx]), yi[idx], reduction="none")
-                loss = (per_row * wt[idx]).mean()
+                per_row = F.cross_entropy(self.model_(xt[idx].to(dev)), yi[idx].to(dev),
+                                          reduction="none")
+                loss = (per_row * wt[idx].to(dev)).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -46,6 +52,7 @@ class TorchMLP:
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        # proba moves the rows to the model's device and returns CPU probabilities
         p = self.model_.proba(torch.from_numpy(np.asarray(x, dtype=np.float32)))
         return self.classes_[p.argmax(1).numpy()]
 
@@ -60,7 +67,9 @@ def fit_weighted(model, x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray 
     return model.fit(x, y, sample_weight=sample_weight)
 
 
-def make_classifier(name: str, seed: int):
+def make_classifier(name: str, seed: int, device: torch.device | None = None):
+    """A fresh classifier by name; `device` reaches the torch one (mlp), scikit-learn's run on
+    the CPU."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -75,6 +84,6 @@ def make_classifier(name: str, seed: int):
     if name == "random_forest":
         return RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1)
     if name == "mlp":
-        return TorchMLP(seed)
+        return TorchMLP(seed, device=device)
     raise AugflowError(f"unknown classifier {name!r}", field="evaluate.classifiers",
                        rule="one of logreg, svm_rbf, random_forest, mlp")

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from augflow.device import module_device
+
 
 class ClassifierBase(nn.Module):
     """What every classifier architecture shares, given its features(x) and head: logits,
@@ -27,14 +29,19 @@ class ClassifierBase(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
+    # embed and proba take rows anywhere and return them on the CPU, for numpy: each batch
+    # moves to the model's device and back (both no-ops on the CPU).
     @torch.no_grad()
     def embed(self, x: torch.Tensor, batch: int = 8192) -> torch.Tensor:
+        dev = module_device(self)
         # range(0, 0) is empty: an empty input (nothing kept) still gets a (0, dim) result
-        return torch.cat([self.features(x[i:i + batch]) for i in range(0, max(len(x), 1), batch)])
+        return torch.cat([self.features(x[i:i + batch].to(dev)).cpu()
+                          for i in range(0, max(len(x), 1), batch)])
 
     @torch.no_grad()
     def proba(self, x: torch.Tensor, batch: int = 8192) -> torch.Tensor:
-        return torch.cat([F.softmax(self(x[i:i + batch]), dim=1)
+        dev = module_device(self)
+        return torch.cat([F.softmax(self(x[i:i + batch].to(dev)), dim=1).cpu()
                           for i in range(0, max(len(x), 1), batch)])
 
 

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from augflow.device import module_device
 from augflow.models.latent import draw_latents
 
 
@@ -63,18 +64,26 @@ class CVAEBase(nn.Module):
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
         return CVAEOutput(recon=self.decode(z, y), mu=mu, logvar=logvar)
 
+    # sample and reconstruction_error take tensors anywhere and return them on the CPU, for
+    # numpy: inputs move to the model's device and results back (no-ops on the CPU).
     @torch.no_grad()
     def sample(self, y: torch.Tensor, temperature: float = 1.0,
                generator: torch.Generator | None = None,
                latents: dict | None = None) -> torch.Tensor:
         """Decoded draws for labels y: latents from the prior, or from a per-class fit."""
-        return self.decode(draw_latents(y, self.latent_dim, temperature, generator, latents), y)
+        y = y.cpu()
+        # drawn on the CPU (a CPU generator's stream, the fit's tensors), then moved
+        z = draw_latents(y, self.latent_dim, temperature, generator, latents)
+        dev = module_device(self)
+        return self.decode(z.to(dev), y.to(dev)).cpu()
 
     @torch.no_grad()
     def reconstruction_error(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-row mean squared error of the posterior-mean reconstruction under label y."""
+        dev = module_device(self)
+        x, y = x.to(dev), y.to(dev)
         mu, _ = self.encode(x, y)
-        return ((self.decode(mu, y) - x) ** 2).mean(dim=1)
+        return ((self.decode(mu, y) - x) ** 2).mean(dim=1).cpu()
 
 
 class CVAE(CVAEBase):

@@ -2,7 +2,10 @@
 
 It can hand its whole state to a callback every few epochs and resume from such a state with
 identical results (the RNG states travel with it); it stops with DivergedError on a non-finite
-loss. Where the state is stored is the caller's business: this module knows nothing of files."""
+loss. Where the state is stored is the caller's business: this module knows nothing of files.
+
+On an accelerator (FitSettings.device) the model moves there and each batch follows it; the
+shuffling stays on a CPU generator, so the row order of every epoch is the same on any device."""
 
 from __future__ import annotations
 
@@ -14,6 +17,9 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from augflow.device import module_device, state_on_cpu
+from augflow.progress import Progress
 
 log = logging.getLogger("augflow.fit")
 
@@ -45,6 +51,7 @@ class FitSettings:
     weight_decay: float = 0.0
     name: str = "model"       # for the log lines
     state_every: int = 10     # epochs between on_state calls
+    device: torch.device | None = None   # None: where the model already is
 
 
 @dataclass
@@ -71,12 +78,14 @@ def _restore(resume: dict, model: nn.Module, opt: torch.optim.Optimizer,
 def _train_epoch(model: nn.Module, loss_fn: LossFn, opt: torch.optim.Optimizer, x: torch.Tensor,
                  y: torch.Tensor, order: torch.Tensor, batch_size: int, epoch: int,
                  lr: float) -> float:
-    """One pass over the rows in `order`; returns the mean training loss."""
+    """One pass over the rows in `order`; returns the mean training loss. The rows stay where
+    they are and each batch moves to the model's device (a no-op on the CPU)."""
     model.train()
+    dev = module_device(model)
     total, seen = 0.0, 0
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
-        loss, _ = loss_fn(model, x[idx], y[idx])
+        loss, _ = loss_fn(model, x[idx].to(dev), y[idx].to(dev))
         if not torch.isfinite(loss):
             raise DivergedError(epoch, loss.item(), lr)
         opt.zero_grad(set_to_none=True)
@@ -87,6 +96,30 @@ def _train_epoch(model: nn.Module, loss_fn: LossFn, opt: torch.optim.Optimizer, 
     return total / seen
 
 
+def _epoch(model: nn.Module, loss_fn: LossFn, opt: torch.optim.Optimizer,
+           train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
+           gen: torch.Generator, st: FitSettings, epoch: int, pr: _Progress) -> None:
+    """One epoch: train on a fresh shuffle, score validation, record it in `pr`."""
+    order = torch.randperm(len(train[0]), generator=gen)   # on the CPU, whatever the device
+    train_loss = _train_epoch(model, loss_fn, opt, train[0], train[1], order, st.batch_size,
+                              epoch, st.lr)
+    model.eval()
+    with torch.no_grad():
+        val_loss_t, parts = loss_fn(model, val[0], val[1])
+    val_loss = val_loss_t.item()
+    if not math.isfinite(val_loss):
+        raise DivergedError(epoch, val_loss, st.lr)
+    pr.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                       **{f"val_{k}": v for k, v in parts.items()}})
+    if val_loss < pr.best_loss - 1e-6:
+        pr.best_loss, pr.best_epoch, pr.stale = val_loss, epoch, 0
+        # kept on the CPU: a device's memory holds one copy of the weights, and a resume
+        # state (which carries it) reads back on any machine
+        pr.best_state = copy.deepcopy(state_on_cpu(model.state_dict()))
+    else:
+        pr.stale += 1
+
+
 def fit(model: nn.Module, loss_fn: LossFn, train: tuple[torch.Tensor, torch.Tensor],
         val: tuple[torch.Tensor, torch.Tensor], settings: FitSettings, resume: dict | None = None,
         on_state: Callable[[dict], None] | None = None) -> FitResult:
@@ -95,39 +128,32 @@ def fit(model: nn.Module, loss_fn: LossFn, train: tuple[torch.Tensor, torch.Tens
     st = settings
     torch.manual_seed(st.seed)
     gen = torch.Generator().manual_seed(st.seed)
+    if st.device is not None:
+        model.to(st.device)   # before the optimizer is built: Adam's state follows the weights
     opt = torch.optim.Adam(model.parameters(), lr=st.lr, weight_decay=st.weight_decay)
     pr = _Progress()
     if resume is not None:
         pr = _restore(resume, model, opt, gen)
         log.info("%s resumed after epoch %d", st.name, pr.last_epoch)
     (x_train, y_train), (x_val, y_val) = train, val
-    for epoch in range(pr.last_epoch + 1, st.max_epochs + 1):
-        if pr.stale >= st.patience:
-            break
-        order = torch.randperm(len(x_train), generator=gen)
-        train_loss = _train_epoch(model, loss_fn, opt, x_train, y_train, order, st.batch_size,
-                                  epoch, st.lr)
-        model.eval()
-        with torch.no_grad():
-            val_loss_t, parts = loss_fn(model, x_val, y_val)
-        val_loss = val_loss_t.item()
-        if not math.isfinite(val_loss):
-            raise DivergedError(epoch, val_loss, st.lr)
-        pr.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                           **{f"val_{k}": v for k, v in parts.items()}})
-        if val_loss < pr.best_loss - 1e-6:
-            pr.best_loss, pr.best_epoch, pr.stale = val_loss, epoch, 0
-            pr.best_state = copy.deepcopy(model.state_dict())
-        else:
-            pr.stale += 1
-        if epoch % 25 == 0 or epoch == 1:
-            log.info("%s epoch %d train=%.4f val=%.4f best=%.4f@%d", st.name, epoch,
-                     train_loss, val_loss, pr.best_loss, pr.best_epoch)
-        if on_state is not None and epoch % st.state_every == 0:
-            on_state({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                      "best_state": pr.best_state, "best_loss": pr.best_loss,
-                      "best_epoch": pr.best_epoch, "stale": pr.stale, "history": pr.history,
-                      "gen_state": gen.get_state(), "torch_rng": torch.get_rng_state()})
+    dev = module_device(model)
+    # validation is one batch: it moves once, not every epoch
+    x_val, y_val = x_val.to(dev), y_val.to(dev)
+    # The bar (or, off a terminal, a line every 10% of max_epochs) replaces the old line every
+    # 25 epochs; the line carries the same losses.
+    with Progress(f"{st.name} epochs", st.max_epochs, done=pr.last_epoch, logger=log) as bar:
+        for epoch in range(pr.last_epoch + 1, st.max_epochs + 1):
+            if pr.stale >= st.patience:
+                break
+            _epoch(model, loss_fn, opt, (x_train, y_train), (x_val, y_val), gen, st, epoch, pr)
+            last = pr.history[-1]
+            bar.update(info=f"train={last['train_loss']:.4f} val={last['val_loss']:.4f} "
+                            f"best={pr.best_loss:.4f}@{pr.best_epoch}")
+            if on_state is not None and epoch % st.state_every == 0:
+                on_state({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                          "best_state": pr.best_state, "best_loss": pr.best_loss,
+                          "best_epoch": pr.best_epoch, "stale": pr.stale, "history": pr.history,
+                          "gen_state": gen.get_state(), "torch_rng": torch.get_rng_state()})
     if pr.best_state is not None:
         model.load_state_dict(pr.best_state)
     return FitResult(best_epoch=pr.best_epoch, best_val_loss=pr.best_loss,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from augflow.device import module_device
+
 
 @torch.no_grad()
 def fit_class_latents(model, x: torch.Tensor, y: torch.Tensor, n_classes: int) -> dict:
@@ -18,8 +20,9 @@ def fit_class_latents(model, x: torch.Tensor, y: torch.Tensor, n_classes: int) -
     encoder's posterior means. Shrinkage keeps the factor valid with fewer rows than dims."""
     from sklearn.covariance import LedoitWolf
 
-    mu, _ = model.encode(x, y)
-    mu = mu.double().numpy()
+    dev = module_device(model)
+    mu, _ = model.encode(x.to(dev), y.to(dev))
+    mu = mu.cpu().double().numpy()
     d = mu.shape[1]
     means = np.zeros((n_classes, d))
     chols = np.tile(np.eye(d), (n_classes, 1, 1))
@@ -53,8 +56,11 @@ def local_variants(model, x: torch.Tensor, y: torch.Tensor, parents: torch.Tenso
     of its input (on digits at 5/class, adding the plain reconstructions of each real row cost
     the RBF SVM 5 points of test accuracy); adding only the decoder's change keeps the detail of
     the real row and moves it along directions the VAE learned for its class."""
-    xp, yp = x[parents], y[parents]
+    dev = module_device(model)
+    xp, yp = x[parents].to(dev), y[parents].to(dev)
     mu, logvar = model.encode(xp, yp)
-    eps = torch.randn(mu.shape, generator=generator)
+    # drawn on the CPU with the CPU generator, so every device varies a row by the same eps;
+    # the result comes back to the CPU for numpy
+    eps = torch.randn(mu.shape, generator=generator).to(dev)
     moved = model.decode(mu + scale * torch.exp(0.5 * logvar) * eps, yp)
-    return (xp + moved - model.decode(mu, yp)).clamp(0.0, 1.0)
+    return (xp + moved - model.decode(mu, yp)).clamp(0.0, 1.0).cpu()

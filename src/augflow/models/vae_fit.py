@@ -22,9 +22,10 @@ def make_cvae(cfg: VAEConfig, n_features: int, n_classes: int, image_shape=None)
 
 def train_cvae(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                n_classes: int, cfg: VAEConfig, seed: int, resume: dict | None = None,
-               on_state=None, image_shape=None):
+               on_state=None, image_shape=None, device: torch.device | None = None):
     """Fit on rows already in model space ([0, 1]); on a NaN/inf loss retry with a lower
-    learning rate. Returns the model, its FitResult and the learning rate that worked."""
+    learning rate. Returns the model (on `device`; None: the CPU), its FitResult and the
+    learning rate that worked."""
     def loss_fn(m, xb, yb):
         parts = cvae_loss(m(xb, yb), xb, cfg.beta)
         return parts.total, {"recon": parts.recon.item(), "kl": parts.kl.item()}
@@ -38,7 +39,7 @@ def train_cvae(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarra
         emit = (lambda st: on_state({**st, "lr": lr})) if on_state else None
         settings = FitSettings(lr=lr, batch_size=cfg.batch_size, max_epochs=cfg.max_epochs,
                                patience=cfg.patience, seed=seed, name="cvae",
-                               state_every=cfg.resume_every)
+                               state_every=cfg.resume_every, device=device)
         return fit(holder["model"], loss_fn, (torch.from_numpy(x), torch.from_numpy(y)),
                    (torch.from_numpy(x_val), torch.from_numpy(y_val)), settings, state, emit)
 

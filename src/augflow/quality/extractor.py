@@ -21,12 +21,14 @@ def make_extractor(cfg: ExtractorConfig, n_features: int, n_classes: int, image_
 
 def fit_extractor(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                   n_classes: int, cfg: ExtractorConfig, seed: int,
-                  image_shape=None) -> tuple[ClassifierBase, FitResult]:
+                  image_shape=None, device: torch.device | None = None
+                  ) -> tuple[ClassifierBase, FitResult]:
+    """The fitted extractor (on `device`; None: the CPU) and its FitResult."""
     torch.manual_seed(seed)
     model = make_extractor(cfg, x.shape[1], n_classes, image_shape)
     settings = FitSettings(lr=cfg.lr, batch_size=cfg.batch_size, max_epochs=cfg.max_epochs,
                            patience=cfg.patience, seed=seed, weight_decay=cfg.weight_decay,
-                           name="extractor")
+                           name="extractor", device=device)
     result = fit(model, classification_loss, (torch.from_numpy(x), torch.from_numpy(y)),
                  (torch.from_numpy(x_val), torch.from_numpy(y_val)), settings)
     return model.eval(), result

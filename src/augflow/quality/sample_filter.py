@@ -34,23 +34,28 @@ class Reference:
     radii: np.ndarray        # k-NN radius of each train row in feature space
 
 
-def build_reference(x_train, y_train, extractor: ClassifierBase, k: int, chunk: int) -> Reference:
+def build_reference(x_train, y_train, extractor: ClassifierBase, k: int, chunk: int,
+                    progress: str | None = None) -> Reference:
     f = extractor.embed(torch.from_numpy(x_train)).numpy()
-    return Reference(x_train, y_train, f, kth_radii(f, k, chunk))
+    return Reference(x_train, y_train, f, kth_radii(f, k, chunk, progress=progress))
 
 
 def score_rows(x: np.ndarray, y: np.ndarray, vae: CVAEBase, extractor: ClassifierBase,
-               ref: Reference, chunk: int) -> pd.DataFrame:
-    """The four per-sample scores of scaled rows x conditioned on labels y."""
+               ref: Reference, chunk: int, progress: str | None = None) -> pd.DataFrame:
+    """The four per-sample scores of scaled rows x conditioned on labels y. `progress`: a
+    name to show the two chunked k-NN passes (the long part on many rows) under."""
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     feats = extractor.embed(xt).numpy()
     probs = extractor.proba(xt).numpy()
-    manifold_ratio, _ = ball_stats(feats, ref.f_train, ref.radii, chunk)
+    manifold_ratio, _ = ball_stats(feats, ref.f_train, ref.radii, chunk,
+                                   progress=progress and f"{progress} manifold")
+    copy_distance = knn_distances(x, ref.x_train, 1, chunk=chunk,
+                                  progress=progress and f"{progress} nearest train row")
     return pd.DataFrame({
         "recon_error": vae.reconstruction_error(xt, yt).numpy().astype(np.float64),
         "consistency": probs[np.arange(len(y)), y].astype(np.float64),
         "manifold_ratio": manifold_ratio.astype(np.float64),
-        "copy_distance": knn_distances(x, ref.x_train, 1, chunk=chunk)[:, 0].astype(np.float64),
+        "copy_distance": copy_distance[:, 0].astype(np.float64),
     })
 
 

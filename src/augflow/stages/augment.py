@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import torch
 
 from augflow.evaluation.arms import classic_variants
 from augflow.evaluation.classifiers import fit_weighted, make_classifier
@@ -30,6 +31,7 @@ from augflow.config import AugmentConfig
 from augflow.data.augmented import ORIGIN, REAL, WEIGHT, origin_kinds
 from augflow.data.schema import Schema, frame_xy, read_schema, read_xy
 from augflow.data.table import codes_from_names, label_codes, make_table
+from augflow.device import resolve_device
 from augflow.io import read_parquet, write_bytes, write_parquet
 from augflow.paths import Paths
 
@@ -68,14 +70,16 @@ def _classic_table(xr: np.ndarray, yr: np.ndarray, per_class: dict[int, int], sc
     return table, np.asarray([f"classic:{p}" for p in parents], dtype=object)
 
 
-def val_correct(x, y, w, xv, yv, classifiers: list[str], seed: int) -> dict[str, np.ndarray]:
+def val_correct(x, y, w, xv, yv, classifiers: list[str], seed: int,
+                device: torch.device | None = None) -> dict[str, np.ndarray]:
     """Per classifier of `evaluate`, trained on (x, y, w): which validation rows it gets right."""
-    return {name: fit_weighted(make_classifier(name, seed), x, y, w).predict(xv) == yv
+    return {name: fit_weighted(make_classifier(name, seed, device), x, y, w).predict(xv) == yv
             for name in classifiers}
 
 
 def weight_multipliers(xa, ya, w, xv, yv, classifiers: list[str], seed: int,
-                       at_sum_real: dict[str, np.ndarray]) -> dict[str, float]:
+                       at_sum_real: dict[str, np.ndarray],
+                       device: torch.device | None = None) -> dict[str, float]:
     """Per classifier: 1 (weights sum to the real rows, as written) or len(w) / sum(w) (the same
     weights averaging 1 over all rows, as unweighted rows do). The total sets how hard a
     per-sample penalty (SVC's or logistic regression's C) regularises, and classifiers differ:
@@ -86,7 +90,7 @@ def weight_multipliers(xa, ya, w, xv, yv, classifiers: list[str], seed: int,
     if w.sum() <= 0:
         return {c: 1.0 for c in classifiers}
     factor = float(len(w) / w.sum())
-    at_mean_one = val_correct(xa, ya, w * factor, xv, yv, classifiers, seed)
+    at_mean_one = val_correct(xa, ya, w * factor, xv, yv, classifiers, seed, device)
     return {c: factor if choose_scale({1.0: at_sum_real[c].astype(float),
                                        factor: at_mean_one[c].astype(float)}) != 1.0
             else 1.0 for c in classifiers}
@@ -123,7 +127,8 @@ def _unweighted_table(cfg: AugmentConfig, schema: Schema, paths: Paths, seed: in
 
 
 def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray, schema: Schema,
-                   paths: Paths, classifiers: list[str], seed: int) -> dict:
+                   paths: Paths, classifiers: list[str], seed: int,
+                   device: torch.device | None = None) -> dict:
     """augment.select=val: the scale of the shares and each classifier's weight multiplier,
     chosen on validation rows, with the validation accuracies behind the choice."""
     shares = {"classic": cfg.classic_share, "synthetic": cfg.synthetic_share}
@@ -132,7 +137,7 @@ def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray, s
                           "augmented", schema.label_column)
     xv, yv = read_xy(paths.split("val"), schema)
     hits = {float(k): val_correct(xa, ya, mix_weights(kinds, {s: v * k for s, v in shares.items()}),
-                                  xv, yv, classifiers, seed) for k in cfg.scales}
+                                  xv, yv, classifiers, seed, device) for k in cfg.scales}
     # the choice is on the mean over classifiers; each one's accuracy is reported too, so a
     # classifier the mix hurts on validation is visible, not averaged away
     correct = {k: np.mean(list(h.values()), axis=0) for k, h in hits.items()}
@@ -140,16 +145,20 @@ def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray, s
     multipliers = {c: 1.0 for c in classifiers}
     if scale > 0:
         w = mix_weights(kinds, {s: v * scale for s, v in shares.items()})
-        multipliers = weight_multipliers(xa, ya, w, xv, yv, classifiers, seed, hits[scale])
+        multipliers = weight_multipliers(xa, ya, w, xv, yv, classifiers, seed, hits[scale],
+                                         device)
     return {"scale": scale, "n_val": int(len(yv)), "multipliers": multipliers,
             "scores": {k: float(c.mean()) for k, c in correct.items()},
             "per_classifier": {name: {f"{k:g}": float(h[name].mean()) for k, h in hits.items()}
                                for name in classifiers}}
 
 
-def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Paths) -> dict:
+def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Paths,
+                device: str = "auto") -> dict:
     """Write the augmented training set (real, classic and kept synthetic rows with their
-    origin and sample_weight) and report how the mix was chosen."""
+    origin and sample_weight) and report how the mix was chosen. `device` (params.yaml's):
+    where the torch classifier (mlp) trains on the validation choice."""
+    dev = resolve_device(device)
     schema = read_schema(paths.schema)
     table = _unweighted_table(cfg, schema, paths, seed)
     kinds = origin_kinds(table[ORIGIN].to_numpy())
@@ -157,7 +166,7 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
     picked: dict = {"scale": 1.0, "n_val": 0, "multipliers": {c: 1.0 for c in classifiers},
                     "scores": {}, "per_classifier": {}}
     if cfg.select == "val":
-        picked = _select_on_val(cfg, table, kinds, schema, paths, classifiers, seed)
+        picked = _select_on_val(cfg, table, kinds, schema, paths, classifiers, seed, dev)
     scale, scores, per_classifier = picked["scale"], picked["scores"], picked["per_classifier"]
     n_val, multipliers = picked["n_val"], picked["multipliers"]
     chosen = {s: v * scale for s, v in shares.items()}

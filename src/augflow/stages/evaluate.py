@@ -17,6 +17,7 @@ from augflow.config import EvaluateConfig, FilterConfig
 from augflow.checkpoints import load_extractor
 from augflow.data.augmented import added_weight_fraction, read_augmented
 from augflow.data.schema import Schema, frame_xy, read_schema, read_xy
+from augflow.device import resolve_device
 from augflow.io import read_json, write_bytes, write_json
 from augflow.paths import Paths
 from augflow.quality.fidelity import KID_NOTE, fidelity_report
@@ -32,8 +33,10 @@ class _FitPredict:
     """One job's work: build the arm's training set, fit, predict the test rows. A picklable
     callable, so a Dask worker can run it as well as this process."""
 
-    def __init__(self, data: dict, x_test: np.ndarray, image_shape) -> None:
+    def __init__(self, data: dict, x_test: np.ndarray, image_shape,
+                 device: torch.device | None = None) -> None:
         self.data, self.x_test, self.image_shape = data, x_test, image_shape
+        self.device = device
 
     def __call__(self, job: FitJob) -> np.ndarray:
         torch.set_num_threads(1)   # also on a Dask worker: small fits, no thread oversubscription
@@ -43,15 +46,16 @@ class _FitPredict:
             w = w * self.data.get("weight_multiplier", {}).get(job.classifier, 1.0)
         if len(np.unique(y)) < 2:
             return np.full(len(self.x_test), -1)
-        return fit_weighted(make_classifier(job.classifier, job.seed), x, y, w).predict(self.x_test)
+        model = make_classifier(job.classifier, job.seed, self.device)
+        return fit_weighted(model, x, y, w).predict(self.x_test)
 
 
 def predictions(clf_name: str, arms: Sequence[str], data: dict, x_test: np.ndarray,
                 image_shape, n_seeds: int, base_seed: int, runner: str = "local",
-                workers: int = 2) -> dict[str, np.ndarray]:
-    """Test-set predictions, shape (n_seeds, n_test), per arm."""
+                workers: int = 2, device: torch.device | None = None) -> dict[str, np.ndarray]:
+    """Test-set predictions, shape (n_seeds, n_test), per arm; `device` for the torch classifier."""
     jobs = [FitJob(clf_name, arm, base_seed + s) for arm in arms for s in range(n_seeds)]
-    preds = run_jobs(jobs, _FitPredict(data, x_test, image_shape), runner, workers)
+    preds = run_jobs(jobs, _FitPredict(data, x_test, image_shape, device), runner, workers)
     return {arm: np.vstack(preds[i * n_seeds:(i + 1) * n_seeds]) for i, arm in enumerate(arms)}
 
 
@@ -84,12 +88,15 @@ def promotion_decision(result: dict, cfg: EvaluateConfig, added_weight: float = 
             "threshold": cfg.promote_min_gain, "reason": why}
 
 
-def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths: Paths) -> dict:
+def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths: Paths,
+                 device: str = "auto") -> dict:
     """Every classifier x arm x seed, fitted on the arm's rows and scored on the real test
     split, with bootstrap CIs of each arm and of the gain over real; the promotion decision;
-    fidelity of the kept samples against test. Returns the metrics (metrics/evaluate.json)."""
+    fidelity of the kept samples against test. Returns the metrics (metrics/evaluate.json).
+    `device` (params.yaml's): where the torch classifier (mlp) and the extractor run."""
     from augflow.plots import arms_png
 
+    dev = resolve_device(device)
     schema = read_schema(paths.schema)
     augment = read_json(paths.metrics("augment")) if paths.metrics("augment").is_file() else {}
     multiplier = augment.get("mix", {}).get("weight_multiplier", {})
@@ -104,7 +111,7 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
     for clf in cfg.classifiers:
         log.info("evaluating %s on arms %s x %d seeds", clf, arms, cfg.n_seeds)
         preds = predictions(clf, arms, data, xt_s, image_shape, cfg.n_seeds, seed, cfg.runner,
-                            cfg.dask_workers)
+                            cfg.dask_workers, dev)
         arm_ci, gain = arm_and_gain_cis(yt, preds, classes, cfg.n_bootstrap, seed)
         headline = lambda d: {m: v for m, v in d.items() if m in HEADLINE_METRICS}
         result["classifiers"][clf] = {"arms": {a: headline(v) for a, v in arm_ci.items()},
@@ -116,7 +123,8 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
     result["added_weight_fraction"] = added_weight_fraction(paths.augmented)
     result["weight_multiplier"] = {c: multiplier.get(c, 1.0) for c in cfg.classifiers}
     result["promotion"] = promotion_decision(result, cfg, result["added_weight_fraction"])
-    result["fidelity_vs_test"], per_class = fidelity_vs_test(paths, data, xt_s, yt, filter_cfg, seed)
+    result["fidelity_vs_test"], per_class = fidelity_vs_test(paths, data, xt_s, yt, filter_cfg, seed,
+                                                             dev)
     write_json(paths.fidelity_vs_test, per_class)
     table = pd.DataFrame(table_rows)
     write_bytes(paths.evaluate_arms_csv, table.to_csv(index=False, float_format="%.6f").encode())
@@ -128,10 +136,13 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
 
 
 def fidelity_vs_test(paths: Paths, data: dict, xt: np.ndarray, yt: np.ndarray,
-                     cfg: FilterConfig, seed: int) -> tuple[dict, dict]:
+                     cfg: FilterConfig, seed: int,
+                     device: torch.device | None = None) -> tuple[dict, dict]:
     """FID and friends against the test split: the only honest reference for the kept samples.
     Returns the overall numbers and the full per-class reports."""
     ext = load_extractor(paths.extractor)
+    if device is not None:
+        ext.to(device)   # embed moves each batch there and the features back
     emb = lambda x: ext.embed(torch.from_numpy(x)).numpy()
     ft = emb(xt)
     out, full = {}, {}

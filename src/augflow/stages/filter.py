@@ -8,6 +8,7 @@ import torch
 from augflow.config import ExtractorConfig, FilterConfig
 from augflow.checkpoints import load_cvae, save_extractor
 from augflow.data.schema import read_schema, read_xy
+from augflow.device import resolve_device
 from augflow.data.table import LABEL, SAMPLE_ID
 from augflow.io import write_bytes, write_json, write_parquet
 from augflow.paths import Paths
@@ -18,24 +19,28 @@ from augflow.quality.sample_filter import (CRITERIA, apply_class_gate, build_ref
 from augflow.data.synthetic import read_synthetic
 
 
-def run_filter(cfg: FilterConfig, ext_cfg: ExtractorConfig, seed: int, paths: Paths) -> dict:
+def run_filter(cfg: FilterConfig, ext_cfg: ExtractorConfig, seed: int, paths: Paths,
+               device: str = "auto") -> dict:
     """Fit the feature extractor on real train rows, score each synthetic sample, keep those
     inside thresholds set on real validation rows and the per-class FID gate, and report
-    set-level fidelity of generated, kept and validation rows against train."""
+    set-level fidelity of generated, kept and validation rows against train. `device`
+    (params.yaml's): where the extractor trains and embeds and the VAE reconstructs."""
     from augflow.plots import score_histograms_png
 
+    dev = resolve_device(device)
     schema = read_schema(paths.schema)
     xtr, ytr = read_xy(paths.split("train"), schema)
     xva, yva = read_xy(paths.split("val"), schema)
     syn, xsy, ysy = read_synthetic(paths.samples, schema)
 
     vae, _, _ = load_cvae(paths.checkpoint)
+    vae.to(dev)
     extractor, ext_fit = fit_extractor(xtr, ytr, xva, yva, schema.n_classes, ext_cfg, seed,
-                                       schema.image_shape)
+                                       schema.image_shape, dev)
     save_extractor(paths.extractor, extractor)
-    ref = build_reference(xtr, ytr, extractor, cfg.knn_k, cfg.chunk_rows)
-    scores = score_rows(xsy, ysy, vae, extractor, ref, cfg.chunk_rows)
-    val_scores = score_rows(xva, yva, vae, extractor, ref, cfg.chunk_rows)
+    ref = build_reference(xtr, ytr, extractor, cfg.knn_k, cfg.chunk_rows, progress="filter: train radii")
+    scores = score_rows(xsy, ysy, vae, extractor, ref, cfg.chunk_rows, progress="filter: synthetic")
+    val_scores = score_rows(xva, yva, vae, extractor, ref, cfg.chunk_rows, progress="filter: val")
     f_syn = extractor.embed(torch.from_numpy(xsy)).numpy()
     f_val = extractor.embed(torch.from_numpy(xva)).numpy()
     reason, thresholds = per_sample_reasons(scores, val_scores, cfg)

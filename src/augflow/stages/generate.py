@@ -12,6 +12,7 @@ from augflow.config import GenerateConfig
 from augflow.checkpoints import load_cvae
 from augflow.data.schema import read_xy
 from augflow.data.table import LABEL, make_table
+from augflow.device import resolve_device
 from augflow.errors import AugflowError
 from augflow.models.latent import local_variants
 from augflow.io import write_bytes, write_parquet
@@ -58,7 +59,7 @@ def generate_samples(model, classes: list[int], n_per_class: int, temperature: f
     # one stream per class: a class regenerates alone, on any worker
     jobs = [ClassJob(int(c), seed * 1000 + int(c)) for c in classes]
     xs = run_jobs(jobs, _GenerateClass(model, n_per_class, temperature, latents, real), runner,
-                  workers, what="generate-class")
+                  workers, what="generate-class", progress="generate classes")
     ys = [np.full(n_per_class, j.label, dtype=np.int64) for j in jobs]
     seeds = [np.full(n_per_class, j.seed, dtype=np.int64) for j in jobs]
     parents = [parents_of(real[1], j.label, n_per_class) if real is not None
@@ -67,12 +68,15 @@ def generate_samples(model, classes: list[int], n_per_class: int, temperature: f
             np.concatenate(parents).astype(np.int64))
 
 
-def run_generate(cfg: GenerateConfig, seed: int, paths: Paths) -> dict:
+def run_generate(cfg: GenerateConfig, seed: int, paths: Paths, device: str = "auto") -> dict:
     """generate.n_per_class samples per class from the trained CVAE, back in the user's columns
-    and units, each with a sample_id and the seed, model and real row it came from."""
+    and units, each with a sample_id and the seed, model and real row it came from. `device`:
+    params.yaml's; the latent draws stay on the CPU generators, the decoding runs there."""
     from augflow.plots import sample_grid_png, table_samples_png
 
+    dev = resolve_device(device)
     model, schema, latents = load_cvae(paths.checkpoint)
+    model.to(dev)
     if cfg.latent == "class_fit" and latents is None:
         raise AugflowError("the checkpoint holds no per-class latent fit (it predates "
                            "generate.latent=class_fit); rerun the train stage",

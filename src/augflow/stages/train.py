@@ -12,6 +12,7 @@ import torch
 from augflow.config import VAEConfig
 from augflow.checkpoints import save_cvae
 from augflow.data.schema import read_schema, read_xy
+from augflow.device import resolve_device
 from augflow.errors import AugflowError
 from augflow.io import write_bytes
 from augflow.models.latent import fit_class_latents
@@ -50,10 +51,12 @@ def with_classic_copies(x: np.ndarray, y: np.ndarray, copies: int, image_shape,
     return classic_rows(x, y, extra, tuple(image_shape), seed)
 
 
-def run_train(cfg: VAEConfig, seed: int, paths: Paths) -> dict:
+def run_train(cfg: VAEConfig, seed: int, paths: Paths, device: str = "auto") -> dict:
     """Fit the CVAE on the train rows (plus classic copies for images), early-stopped on
     validation, resuming an interrupted run of the same config and data; write the checkpoint
-    (with the per-class latent fits) and the loss curve."""
+    (with the per-class latent fits) and the loss curve. `device`: params.yaml's, resolved
+    here; the checkpoint holds CPU tensors whichever device trained it."""
+    dev = resolve_device(device)
     schema = read_schema(paths.schema)
     x_real, y_real = read_xy(paths.split("train"), schema)
     x, y = with_classic_copies(x_real, y_real, cfg.train_copies, schema.image_shape, seed)
@@ -68,7 +71,7 @@ def run_train(cfg: VAEConfig, seed: int, paths: Paths) -> dict:
 
     try:
         model, result, lr = train_cvae(x, y, xv, yv, schema.n_classes, cfg, seed, resume,
-                                       save_state, schema.image_shape)
+                                       save_state, schema.image_shape, dev)
     except DivergedError as err:
         raise AugflowError(f"{err}; gave up after {cfg.divergence_retries} retries with a "
                            f"lower learning rate", field="vae.lr", rule="finite loss") from None
