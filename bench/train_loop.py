@@ -26,12 +26,13 @@ from augflow.models.vae_fit import train_cvae
 
 def digits_split():
     """The pipeline's own train/val split of digits, scaled /16 (what `augflow train` fits on)."""
-    from augflow.data.sources import load_digits
+    from augflow.data.sources import load_source
     from augflow.stages.prepare import split_dataset
-    ds = load_digits()
-    idx = split_dataset(ds, DataConfig(), seed=0)
-    scale = lambda i: (ds.x[i] / 16.0).astype(np.float32)
-    return scale(idx["train"]), ds.y[idx["train"]], scale(idx["val"]), ds.y[idx["val"]]
+    raw = load_source(DataConfig())
+    x, y = raw.frame.to_numpy(np.float32), raw.labels.astype(np.int64)
+    idx = split_dataset(y, DataConfig(), seed=0)
+    scale = lambda i: (x[i] / 16.0).astype(np.float32)
+    return scale(idx["train"]), y[idx["train"]], scale(idx["val"]), y[idx["val"]]
 
 
 def synthetic_split(n: int, d: int = 64, seed: int = 0):
