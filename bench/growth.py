@@ -96,7 +96,7 @@ def big_table(quick: bool) -> list[list]:
 
         vae = timed("train_cvae", f"{n:,} train + {n_val:,} val rows, {epochs} epochs, batch {vcfg.batch_size}",
                     lambda: train_cvae(x, y, xv, yv, 10, vcfg, 0), epochs, "s/epoch")[0]
-        xs, ys, _ = timed("generate_samples", f"{n // 10:,} per class x 10 classes, temperature "
+        xs, ys, *_ = timed("generate_samples", f"{n // 10:,} per class x 10 classes, temperature "
                           f"{p['generate']['temperature']}",
                           lambda: generate_samples(vae, list(range(10)), n // 10, p["generate"]["temperature"], 0))
         ext = timed("fit_extractor", f"{n:,} train + {n_val:,} val rows, {epochs} epochs, batch {ecfg.batch_size}",
