@@ -96,7 +96,16 @@ def _lowdata(args) -> int:
     from augflow.lowdata import run_lowdata
 
     _pin_torch_threads()
-    levels = [None if v.strip() == "all" else int(v) for v in args.levels.split(",")]
+    try:
+        levels = [None if v.strip() == "all" else int(v) for v in args.levels.split(",")]
+    except ValueError:
+        raise AugflowError(f"{args.levels!r} is not a comma-separated list of labels per class "
+                           "(whole numbers or all)", field="--levels", rule="integers or all") from None
+    if any(lv is not None and lv < 1 for lv in levels):
+        raise AugflowError("labels per class must be at least 1", field="--levels", rule=">= 1")
+    for name, value in (("--draws", args.draws), ("--seeds", args.seeds)):
+        if value < 1:
+            raise AugflowError(f"{value}: nothing would be measured", field=name, rule=">= 1")
     classifiers = [c.strip() for c in args.classifiers.split(",")]
     for c in classifiers:
         make_classifier(c, 0)   # an unknown name fails here, before hours of work

@@ -56,7 +56,8 @@ class FitSettings:
 
 @dataclass
 class _Progress:
-    """What a resumed fit must get back exactly: the best weights so far and the RNG streams."""
+    """The loop's bookkeeping, which a resumed fit must get back exactly (the weights, the
+    optimizer and the RNG states are restored into their own objects by _restore)."""
     best_state: dict | None = None
     best_loss: float = math.inf
     best_epoch: int = 0
