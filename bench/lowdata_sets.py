@@ -98,11 +98,14 @@ def main() -> int:
     ap.add_argument("--classifiers", default="logreg,svm_rbf,random_forest")
     ap.add_argument("--per-class", type=int, default=300, help="glyphs28: images per letter")
     ap.add_argument("--out", default=None, help="default: results/lowdata-<set>")
+    ap.add_argument("--arms", default=None,
+                    help="default: real,augmented,unfiltered,smote (+classic for images)")
     args = ap.parse_args()
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     out = Path(args.out) if args.out else REPO / "results" / f"lowdata-{args.set}"
-    arms = "real,augmented,unfiltered,smote" + (",classic" if args.set in ("digits", "glyphs28") else "")
+    arms = args.arms or ("real,augmented,unfiltered,smote"
+                         + (",classic" if args.set in ("digits", "glyphs28") else ""))
     with tempfile.TemporaryDirectory(prefix=f"augflow-{args.set}-") as tmp:
         root = Path(tmp)
         if args.set == "glyphs28":

@@ -18,6 +18,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from augflow.data.augmented import mix_summary
 from augflow.paths import STAGES  # one list; a test holds it to dvc.yaml
 
 
@@ -156,10 +157,7 @@ def summary_markdown(results: list[dict], tracking: dict | None = None) -> str:
     lines += [f"| {r['stage']} | {'up to date' if r['skipped'] else 'ran'} |" for r in results]
     mix = next((r["metrics"].get("mix") for r in results if r["stage"] == "augment"), None)
     if mix:
-        lines += ["", f"Mix (chosen by {mix['select']}): scale {mix['scale']:g}, classic share "
-                      f"{mix['classic_share']:g}, synthetic share {mix['synthetic_share']:g}"
-                      + ("" if mix["helped_on_val"] else
-                         "; no amount of added data helped on validation")]
+        lines += ["", f"Mix: {mix_summary(mix)}."]
     ev = next((r["metrics"] for r in results if r["stage"] == "evaluate"), {})
     if ev.get("classifiers"):
         lines += ["", "| classifier | real acc | augmented acc | gain [95% CI] |",

@@ -118,12 +118,25 @@ def test_augment_writes_weighted_rows_in_the_users_format_without_the_test_split
     assert mix["select"] == "val" and set(mix["val_accuracy"]) == {"0", "0.5", "1", "2"}
     assert mix["n_val"] == 50 and mix["scale"] in (0.0, 0.5, 1.0, 2.0)
     assert set(mix["val_accuracy_per_classifier"]["logreg"]) == set(mix["val_accuracy"])
-    # the weights' total for logreg: as written (1) or averaging 1 over every row
-    assert mix["weight_multiplier"]["logreg"] in (1.0, pytest.approx(len(df) / m["n_real"]))
-    assert "Weights' total per classifier" in paths.augment_report.read_text()
+    # images: the count scheme's column too, and a scheme per classifier chosen on validation
+    assert (df.loc[df["origin"] != "real", "sample_weight_count"] > 0).all() == (mix["scale"] > 0)
+    assert (df.loc[~classic & (df["origin"] != "real"), "sample_weight_count"]
+            .isin([0.0, AugmentConfig().synthetic_row_weight]).all())
+    assert mix["scheme"]["logreg"] in ("share", "count")
+    weights = mix["row_weights"]["logreg"]
+    column = "sample_weight" if mix["scheme"]["logreg"] == "share" else "sample_weight_count"
+    assert df.loc[df["origin"] == "real", column].iloc[0] == pytest.approx(weights["real"])
+    if mix["scale"] > 0:
+        assert set(mix["val_accuracy_count"]) == {"logreg"}
+        assert "Weights per classifier" in paths.augment_report.read_text()
     assert "validation rows" in paths.augment_report.read_text()
     x, y, w = read_augmented(paths.augmented, read_schema(paths.schema))
-    assert len(x) == len(y) == len(w) == len(df)
+    assert len(x) == len(y) == len(df) and set(w) == {"share", "count"}
+    assert all(len(v) == len(df) for v in w.values())
+    # classic_per_kept (2) classic rows per kept synthetic row of each class
+    kept = pd.read_parquet(paths.kept)["label"].value_counts()
+    assert df.loc[classic, "label"].value_counts().to_dict() == {
+        k: int(round(2 * n)) for k, n in kept.items()}
     # classic rows name the real row they shift; it has the same class
     parent = df.loc[classic, "origin"].str.split(":").str[1].astype(int).to_numpy()
     train = pd.read_parquet(paths.split("train"))

@@ -164,14 +164,23 @@ class AugmentConfig(_Strict):
 
     classic_share: float = Field(0.5, ge=0, le=10)
     synthetic_share: float = Field(0.25, ge=0, le=10)
-    classic_per_class: int | None = Field(None, ge=0)   # None: as many as the kept synthetic rows
+    # None: classic_per_kept x the kept synthetic rows of the class
+    classic_per_class: int | None = Field(None, ge=0)
+    classic_per_kept: float = Field(2.0, ge=0, le=20)
     select: Literal["val", "fixed"] = "val"
     scales: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    # the weightings each classifier may be given (images; chosen per classifier on validation):
+    # share -> the sample_weight column; count -> sample_weight_count: real and classic rows
+    # weigh 1 each, a kept VAE row synthetic_row_weight
+    schemes: tuple[Literal["share", "count"], ...] = ("share", "count")
+    synthetic_row_weight: float = Field(0.25, gt=0, le=1)
 
     @model_validator(mode="after")
     def _scales_hold_one(self) -> AugmentConfig:
         if 1.0 not in self.scales or any(v < 0 for v in self.scales):
             raise ValueError("scales must be non-negative and include 1.0 (the shares as set)")
+        if "share" not in self.schemes:
+            raise ValueError("schemes must include share (the sample_weight column)")
         return self
 
 

@@ -39,12 +39,12 @@ def _chain(cfg: Config, paths: Paths, subset_seed: int) -> dict:
     return run_augment(cfg.augment, list(cfg.evaluate.classifiers), cfg.seed, paths, cfg.device)
 
 
-def _arm_data(paths: Paths, weight_multiplier: dict
+def _arm_data(paths: Paths, scheme: dict[str, str]
               ) -> tuple[dict, np.ndarray, np.ndarray, tuple | None]:
     from augflow.stages.evaluate import arm_data
 
     schema = read_schema(paths.schema)
-    data, xt, yt = arm_data(paths, schema, weight_multiplier)
+    data, xt, yt = arm_data(paths, schema, scheme)
     return data, xt, yt, schema.image_shape
 
 
@@ -59,7 +59,7 @@ def _run_level(cfg: Config, level: int | None, n_draws: int, n_seeds: int,
     level_cfg = cfg.model_copy(update={"data": data_cfg})
     preds: dict[str, dict[str, list]] = {c: {a: [] for a in arms} for c in classifiers}
     y_test = None
-    scales, mean_one = [], []
+    scales, count = [], []
     for d in range(n_draws):
         bar.update(0, info=f"labels_per_class={level} draw {d + 1}/{n_draws}")
         with tempfile.TemporaryDirectory(prefix="augflow-lowdata-") as tmp:
@@ -70,9 +70,8 @@ def _run_level(cfg: Config, level: int | None, n_draws: int, n_seeds: int,
                                                      target_is_directory=True)
             mix = _chain(level_cfg, paths, subset_seed=1000 * (d + 1) + cfg.seed)["mix"]
             scales.append(mix["scale"])
-            mean_one.append(sorted(c for c, m in mix.get("weight_multiplier", {}).items()
-                                   if m != 1.0))
-            data, x_test, y_test, shape = _arm_data(paths, mix.get("weight_multiplier", {}))
+            count.append(sorted(c for c, m in mix["scheme"].items() if m == "count"))
+            data, x_test, y_test, shape = _arm_data(paths, mix["scheme"])
             for clf in classifiers:
                 p = predictions(clf, arms, data, x_test, shape, n_seeds, cfg.seed + 17 * d,
                                 device=device)
@@ -82,7 +81,7 @@ def _run_level(cfg: Config, level: int | None, n_draws: int, n_seeds: int,
     key = "all" if level is None else str(level)
     result["levels"].append(key)
     result["mix_scale"][key] = scales
-    result["weights_at_mean_one"][key] = mean_one
+    result["count_scheme"][key] = count
     # set by every draw (n_draws=0 would fail at np.vstack below in any case)
     assert y_test is not None
     classes = np.unique(y_test)
@@ -102,7 +101,7 @@ def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: in
     from augflow.plots import lowdata_png
 
     result: dict = {"levels": [], "n_draws": n_draws, "n_seeds": n_seeds, "classifiers": {},
-                    "mix_scale": {}, "weights_at_mean_one": {}}
+                    "mix_scale": {}, "count_scheme": {}}
     device = resolve_device(cfg.device)
     # one step per (level, draw): each is a whole chain of stages, minutes on the defaults
     with Progress("lowdata", len(levels) * n_draws, logger=log) as bar:
@@ -123,9 +122,10 @@ def lowdata_markdown(result: dict) -> str:
              "(augment.*); the scale of its shares chosen on validation, per draw: " +
              "; ".join(f"{k}/class: {', '.join(f'{v:g}' for v in s)}"
                        for k, s in result.get("mix_scale", {}).items()) + ". Classifiers "
-             "given the weights at mean 1 instead of summing to the real rows (validation), "
-             "per draw: " + "; ".join(f"{k}/class: " + ", ".join("+".join(d) or "none" for d in s)
-                                     for k, s in result.get("weights_at_mean_one", {}).items())
+             "given the count weights (real and classic rows 1 each) instead of the shares, "
+             "chosen on validation, per draw: " +
+             "; ".join(f"{k}/class: " + ", ".join("+".join(d) or "none" for d in s)
+                       for k, s in result.get("count_scheme", {}).items())
              + ".", ""]
     for clf, per_level in result["classifiers"].items():
         arms = list(next(iter(per_level.values()))["arms"])

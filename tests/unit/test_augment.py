@@ -1,5 +1,5 @@
-"""augflow.stages.augment's pure functions (the mix weights, the choice of the scale and of the
-weight multiplier, the augmented table) and augflow.data.augmented, the format it writes."""
+"""augflow.stages.augment's pure functions (the mix weights, the count weights, the choice of the
+scale and of each classifier's scheme, the augmented table) and augflow.data.augmented, the format it writes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from augflow.data.preprocess import Encoder
 from augflow.data.schema import Schema
 from augflow.errors import AugflowError
 from augflow.io import write_parquet
-from augflow.stages.augment import augment_table, choose_scale, mix_weights, weight_multipliers
+from augflow.stages.augment import (augment_table, choose_scale, choose_schemes, count_weights,
+                                    mix_weights)
 
 
 def _kinds(real=4, classic=0, synthetic=0) -> np.ndarray:
@@ -115,35 +116,29 @@ def test_origin_kinds_of_each_source():
     assert kinds.tolist() == ["real", "classic", "synthetic", "synthetic"]
 
 
-def _separable(rng, n, flip=False):
-    y = np.repeat([0, 1], n // 2)
-    x = rng.normal(size=(n, 2)) + np.where(y[:, None] == 1, 3.0, -3.0)
-    return x.astype(np.float32), (1 - y if flip else y)
+def test_count_weights_count_real_and_classic_rows_once_and_a_vae_row_less():
+    kinds = _kinds(real=2, classic=3, synthetic=4)
+    assert count_weights(kinds, 0.25).tolist() == [1.0] * 5 + [0.25] * 4
+    # nothing helped on validation: the added rows weigh 0, the real rows stay
+    assert count_weights(kinds, 0.25, added=False).tolist() == [1.0] * 2 + [0.0] * 7
 
 
-def test_weight_multipliers_are_one_or_rows_over_weight_total():
-    rng = np.random.default_rng(0)
-    xa, ya = _separable(rng, 40)
-    xv, yv = _separable(rng, 30)
-    w = np.full(40, 0.5)
-    factor = len(w) / w.sum()
-    # validation hits with the weights as written: all right -> nothing can beat them
-    assert weight_multipliers(xa, ya, w, xv, yv, ["logreg"], 0,
-                              {"logreg": np.ones(30, bool)}) == {"logreg": 1.0}
-    # as written all wrong, the mean-1 weights (a separable set) get them right -> the factor
-    assert weight_multipliers(xa, ya, w, xv, yv, ["logreg"], 0,
-                              {"logreg": np.zeros(30, bool)}) == {"logreg": factor}
-    assert factor == 2.0
-    # no weight at all: nothing to rescale
-    assert weight_multipliers(xa, ya, np.zeros(40), xv, yv, ["logreg", "svm_rbf"], 0, {}) == {
-        "logreg": 1.0, "svm_rbf": 1.0}
+def test_each_classifier_gets_count_only_when_it_gets_more_validation_rows_right():
+    share = {"logreg": np.array([1, 1, 0, 1], bool), "svm_rbf": np.array([0, 1, 0, 0], bool),
+             "random_forest": np.array([1, 0, 1, 0], bool)}
+    count = {"logreg": np.array([1, 0, 0, 1], bool), "svm_rbf": np.array([1, 1, 1, 0], bool),
+             "random_forest": np.array([0, 1, 0, 1], bool)}
+    # fewer right -> share; more right -> count; a tie (2 and 2, other rows) -> share
+    assert choose_schemes(share, count) == {"logreg": "share", "svm_rbf": "count",
+                                            "random_forest": "share"}
 
 
 def _augmented_file(tmp_path, **over):
     df = pd.DataFrame({"size": [1.0, 3.0, 2.0, 2.5], "tone": ["dark", "light", "light", "dark"],
                        "fruit": ["apple", "pear", "pear", "apple"],
                        "origin": ["real", "real", "cvae-1", "classic:0"],
-                       "sample_weight": [1.0, 1.0, 0.5, 1.5]})
+                       "sample_weight": [1.0, 1.0, 0.5, 1.5],
+                       "sample_weight_count": [1.0, 1.0, 0.25, 1.0]})
     for k, v in over.items():
         if v is None:
             df = df.drop(columns=[k])
@@ -158,7 +153,12 @@ def test_read_augmented_gives_model_rows_codes_and_weights(tmp_path):
     schema = _schema()
     x, y, w = read_augmented(_augmented_file(tmp_path), schema)
     assert x.shape == (4, 3) and np.allclose(x[:, 0], [0.0, 1.0, 0.5, 0.75])
-    assert y.tolist() == [0, 1, 1, 0] and w.tolist() == [1.0, 1.0, 0.5, 1.5]
+    assert y.tolist() == [0, 1, 1, 0]
+    assert {k: v.tolist() for k, v in w.items()} == {"share": [1.0, 1.0, 0.5, 1.5],
+                                                     "count": [1.0, 1.0, 0.25, 1.0]}
+    # a table's file has no count column: only the share weights come back
+    _, _, w = read_augmented(_augmented_file(tmp_path, sample_weight_count=None), schema)
+    assert list(w) == ["share"]
 
 
 @pytest.mark.parametrize("over, field, rule", [
@@ -167,6 +167,7 @@ def test_read_augmented_gives_model_rows_codes_and_weights(tmp_path):
     ({"sample_weight": [1.0, -0.1, 1.0, 1.0]}, "sample_weight", "weight>=0"),
     ({"sample_weight": [1.0, np.nan, 1.0, 1.0]}, "sample_weight", "weight>=0"),
     ({"sample_weight": [1.0, np.inf, 1.0, 1.0]}, "sample_weight", "weight>=0"),
+    ({"sample_weight_count": [1.0, -1.0, 1.0, 1.0]}, "sample_weight_count", "weight>=0"),
     ({"fruit": ["apple", "plum", "pear", "apple"]}, "fruit", "label_set"),
     ({"tone": ["dark", "blue", "dark", "dark"]}, "tone", "category seen in train or declared"),
 ])

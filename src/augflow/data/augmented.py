@@ -1,6 +1,7 @@
 """The augmented training set's format (written by the augment stage, read by evaluate and by
 users): the user's feature and label columns, `origin` (real, classic:<train row>, or a synthetic
-sample_id) and `sample_weight`."""
+sample_id), `sample_weight` (the share scheme) and, for images, `sample_weight_count` (the
+count scheme; augment.schemes)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from augflow.io import read_parquet
 
 ORIGIN = "origin"
 WEIGHT = "sample_weight"
+WEIGHT_COUNT = "sample_weight_count"
+# the column of each weighting scheme (augment.schemes); count exists for images only
+WEIGHTS = {"share": WEIGHT, "count": WEIGHT_COUNT}
 REAL = "real"
 
 
@@ -26,20 +30,27 @@ def origin_kinds(origin: np.ndarray) -> np.ndarray:
                                               "synthetic")).astype(object)
 
 
-def read_augmented(path: str | Path, schema: Schema) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The augmented table back in model space, as the evaluation trains on it: (x, y, weights)."""
+def read_augmented(path: str | Path, schema: Schema
+                   ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The augmented table back in model space, as the evaluation trains on it: (x, y, the
+    weights of each scheme the file holds, by scheme name: share always, count for images)."""
     df = read_parquet(path)
     column = schema.label_column
     for col in (column, WEIGHT):
         if col not in df.columns:
             raise AugflowError(f"missing column {col!r}", file=str(path), field=col,
                                rule="required")
-    w = df[WEIGHT].to_numpy(np.float64)
-    if not np.isfinite(w).all() or (w < 0).any():
-        raise AugflowError("weights must be finite and non-negative", file=str(path),
-                           field=WEIGHT, rule="weight>=0")
+    weights = {}
+    for scheme, col in WEIGHTS.items():
+        if col not in df.columns:
+            continue
+        w = df[col].to_numpy(np.float64)
+        if not np.isfinite(w).all() or (w < 0).any():
+            raise AugflowError("weights must be finite and non-negative", file=str(path),
+                               field=col, rule="weight>=0")
+        weights[scheme] = w
     y = codes_from_names(df[column].to_numpy(), schema.class_names, str(path), column)
-    return schema.encoder.transform(df, str(path)), y, w
+    return schema.encoder.transform(df, str(path)), y, weights
 
 
 def added_weight_fraction(path: str | Path) -> float:
@@ -48,3 +59,17 @@ def added_weight_fraction(path: str | Path) -> float:
     w = df[WEIGHT].to_numpy(np.float64)
     added = df[ORIGIN].astype(str).to_numpy() != REAL
     return float(w[added].sum() / max(w.sum(), 1e-12))
+
+
+def mix_summary(mix: dict) -> str:
+    """One line on how the augmented set was weighted (augment metrics' mix), for the flow's
+    run summary and the MLflow run description."""
+    text = (f"scale {mix['scale']:g} of the shares chosen by {mix['select']} (classic share "
+            f"{mix['classic_share']:g}, synthetic share {mix['synthetic_share']:g})")
+    count = sorted(c for c, s in mix.get("scheme", {}).items() if s == "count")
+    if count:
+        text += (f"; {', '.join(count)} given the count weights (sample_weight_count: real and "
+                 "classic rows 1 each)")
+    if not mix["helped_on_val"]:
+        text += "; no amount of added data helped on validation"
+    return text

@@ -15,9 +15,10 @@ from augflow.evaluation.arms import arm_training_set
 from augflow.evaluation.classifiers import fit_weighted, make_classifier
 from augflow.config import EvaluateConfig, FilterConfig
 from augflow.checkpoints import load_extractor
-from augflow.data.augmented import added_weight_fraction, read_augmented
+from augflow.data.augmented import WEIGHTS, added_weight_fraction, read_augmented
 from augflow.data.schema import Schema, frame_xy, read_schema, read_xy
 from augflow.device import resolve_device
+from augflow.errors import AugflowError
 from augflow.io import read_json, write_bytes, write_json
 from augflow.paths import Paths
 from augflow.quality.fidelity import KID_NOTE, fidelity_report
@@ -41,9 +42,9 @@ class _FitPredict:
     def __call__(self, job: FitJob) -> np.ndarray:
         torch.set_num_threads(1)   # also on a Dask worker: small fits, no thread oversubscription
         x, y, w = arm_training_set(job.arm, self.data, self.image_shape, job.seed)
-        if job.arm == "augmented" and w is not None:
-            # the weights' total this classifier was given on validation (augment stage)
-            w = w * self.data.get("weight_multiplier", {}).get(job.classifier, 1.0)
+        if job.arm == "augmented":
+            # the weighting scheme this classifier was given on validation (augment stage)
+            w = self.data["augmented_weights"][self.data["scheme"].get(job.classifier, "share")]
         if len(np.unique(y)) < 2:
             return np.full(len(self.x_test), -1)
         model = make_classifier(job.classifier, job.seed, self.device)
@@ -59,16 +60,23 @@ def predictions(clf_name: str, arms: Sequence[str], data: dict, x_test: np.ndarr
     return {arm: np.vstack(preds[i * n_seeds:(i + 1) * n_seeds]) for i, arm in enumerate(arms)}
 
 
-def arm_data(paths: Paths, schema: Schema, weight_multiplier: dict | None = None
+def arm_data(paths: Paths, schema: Schema, scheme: dict[str, str] | None = None
              ) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Every arm's source rows in model space, and the test split's. `weight_multiplier`: the
-    augment stage's per-classifier total of the weights (its metrics' mix.weight_multiplier)."""
+    """Every arm's source rows in model space, and the test split's. `scheme`: the augment
+    stage's weighting scheme per classifier (its metrics' mix.scheme; share when absent)."""
     xg, yg = read_xy(paths.samples, schema)
     kept_df = pd.read_parquet(paths.kept)
     kept = frame_xy(kept_df, schema, str(paths.kept)) if len(kept_df) else (xg[:0], yg[:0])
+    xa, ya, weights = read_augmented(paths.augmented, schema)
+    scheme = dict(scheme or {})
+    for clf, name in scheme.items():
+        if name not in weights:
+            raise AugflowError(f"{clf} was given the {name} weights, which the augmented set "
+                               "does not hold; rerun the augment stage", file=str(paths.augmented),
+                               field=WEIGHTS[name], rule="required")
     data = {"real": read_xy(paths.split("train"), schema), "kept": kept, "generated": (xg, yg),
-            "augmented": read_augmented(paths.augmented, schema),
-            "weight_multiplier": dict(weight_multiplier or {})}
+            "augmented": (xa, ya, weights["share"]), "augmented_weights": weights,
+            "scheme": scheme}
     xt, yt = read_xy(paths.split("test"), schema)
     return data, xt, yt
 
@@ -99,8 +107,8 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
     dev = resolve_device(device)
     schema = read_schema(paths.schema)
     augment = read_json(paths.metrics("augment")) if paths.metrics("augment").is_file() else {}
-    multiplier = augment.get("mix", {}).get("weight_multiplier", {})
-    data, xt_s, yt = arm_data(paths, schema, multiplier)
+    scheme = augment.get("mix", {}).get("scheme", {})
+    data, xt_s, yt = arm_data(paths, schema, scheme)
     image_shape = schema.image_shape
     arms = [a for a in cfg.arms if a != "classic" or image_shape is not None]
     classes = np.asarray(schema.classes)
@@ -121,7 +129,7 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
             recall_rows += [{"classifier": clf, "arm": arm, "class": m.rsplit("_", 1)[1], **v}
                             for m, v in arm_ci[arm].items() if m.startswith("recall_class_")]
     result["added_weight_fraction"] = added_weight_fraction(paths.augmented)
-    result["weight_multiplier"] = {c: multiplier.get(c, 1.0) for c in cfg.classifiers}
+    result["scheme"] = {c: scheme.get(c, "share") for c in cfg.classifiers}
     result["promotion"] = promotion_decision(result, cfg, result["added_weight_fraction"])
     result["fidelity_vs_test"], per_class = fidelity_vs_test(paths, data, xt_s, yt, filter_cfg, seed,
                                                              dev)
@@ -165,7 +173,11 @@ def evaluate_report_md(result: dict) -> str:
              f"{result['n_seeds']} seeds per arm; {result['n_test']} untouched real test rows. "
              "Mean with 95% bootstrap CI over seeds and test rows.", ""]
     for clf, r in result["classifiers"].items():
-        lines += [f"## {clf}", "", "| arm | accuracy | macro-F1 |", "| --- | --- | --- |"]
+        weights = {"share": "`sample_weight`", "count": "`sample_weight_count`"}[
+            result.get("scheme", {}).get(clf, "share")]
+        lines += [f"## {clf}", "", f"The augmented arm trains with {weights} (chosen on "
+                                   "validation, augment report).", "",
+                  "| arm | accuracy | macro-F1 |", "| --- | --- | --- |"]
         for arm, m in r["arms"].items():
             lines.append(f"| {arm} | {_ci(m['accuracy'])} | {_ci(m['macro_f1'])} |")
         g = r["gain"]["accuracy"]

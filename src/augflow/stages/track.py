@@ -14,6 +14,7 @@ import pandas as pd
 import yaml
 
 from augflow.config import Config
+from augflow.data.augmented import mix_summary
 from augflow.errors import AugflowError
 from augflow.io import read_json, write_json
 from augflow.paths import STAGES as STAGE_NAMES
@@ -326,9 +327,9 @@ def _log_summary(mlflow, paths: Paths, evaluation: dict, mix: dict | None) -> No
         mlflow.log_metrics({"mix.scale": mix["scale"], "mix.classic_share": mix["classic_share"],
                             "mix.synthetic_share": mix["synthetic_share"],
                             "mix.helped_on_val": float(mix["helped_on_val"])})
-        mlflow.set_tag("mix", f"scale {mix['scale']:g} chosen by {mix['select']}; classic "
-                              f"share {mix['classic_share']:g}, synthetic share "
-                              f"{mix['synthetic_share']:g}")
+        mlflow.log_metrics({f"mix.count_scheme.{c}": float(s == "count")
+                            for c, s in mix.get("scheme", {}).items()})
+        mlflow.set_tag("mix", mix_summary(mix))
 
 
 def _register_model(mlflow, cfg: Config, paths: Paths, promotion: dict, evaluation: dict) -> str:
@@ -417,10 +418,7 @@ def run_description(evaluation: dict, reused: dict[str, str], mix: dict | None) 
                      f"{r['arms']['augmented']['accuracy']['mean']:.4f} | {g['mean']:+.4f} "
                      f"[{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] |")
     if mix is not None:
-        lines += ["", f"Mix: scale {mix['scale']:g} chosen by {mix['select']} (classic share "
-                      f"{mix['classic_share']:g}, synthetic share {mix['synthetic_share']:g})"
-                      + ("" if mix["helped_on_val"] else
-                         "; no amount of added data helped on validation")]
+        lines += ["", f"Mix: {mix_summary(mix)}."]
     if reused:
         lines += ["", f"Reused by DVC (outputs unchanged, not rerun): {', '.join(reused)}."]
     return "\n".join(lines)
