@@ -160,7 +160,9 @@ class AugmentConfig(_Strict):
     rows) are the defaults; select: val scales both by each of `scales` and keeps the scale
     with the best mean validation accuracy of the evaluate classifiers, moving off 1 only for
     a gain larger than two standard errors of the paired difference. A chosen scale 0 means no amount
-    helped on validation: synthetic rows then weigh 0 and the VAE is not promoted."""
+    helped on validation: synthetic rows then weigh 0 and the VAE is not promoted. For images,
+    `schemes` adds count weights (real and classic rows 1, a VAE row synthetic_row_weight),
+    given per classifier when they beat the shares on validation."""
 
     classic_share: float = Field(0.5, ge=0, le=10)
     synthetic_share: float = Field(0.25, ge=0, le=10)

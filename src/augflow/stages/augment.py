@@ -15,7 +15,12 @@ augment.scales and keeps the scale with the best mean validation accuracy of the
 classifiers, leaving the configured shares (scale 1) only for a gain above two standard errors
 of the paired difference, because a handful of validation rows per class is a noisy judge.
 Scale 0 means no amount helped: the added rows stay in the file with weight 0, and evaluate
-withholds the champion alias."""
+withholds the champion alias.
+
+For images a second column, sample_weight_count (the count scheme), weighs real and classic
+rows 1 each and a kept VAE row augment.synthetic_row_weight; each evaluate classifier is given
+the scheme that gets more validation rows right (mix.scheme). Linear models want the shares,
+the RBF SVM and the forest the counts on the 28x28 letters (README, "Two weightings")."""
 
 from __future__ import annotations
 
@@ -195,21 +200,20 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
     helped = scale > 0 or sum(shares.values()) == 0
     row_weights = {c: {k: float(table[WEIGHTS[picked["schemes"][c]]][kinds == k].iloc[0])
                        if counts[k] else 0.0 for k in counts} for c in classifiers}
+    mix: dict = {"select": cfg.select, "scale": scale, "classic_share": chosen["classic"],
+                 "synthetic_share": chosen["synthetic"],
+                 "weight_fraction": _weight_fraction(table[WEIGHT], kinds, counts),
+                 "val_accuracy": {f"{k:g}": v for k, v in picked["scores"].items()},
+                 "val_accuracy_per_classifier": picked["per_classifier"],
+                 "val_accuracy_count": picked["count_accuracy"],
+                 "n_val": picked["n_val"], "helped_on_val": bool(helped),
+                 "scheme": picked["schemes"], "row_weights": row_weights,
+                 "synthetic_row_weight": cfg.synthetic_row_weight}
+    if WEIGHT_COUNT in table:
+        mix["weight_fraction_count"] = _weight_fraction(table[WEIGHT_COUNT], kinds, counts)
     metrics = {"n_real": counts[REAL], "n_classic": counts["classic"],
                "n_synthetic": counts["synthetic"], "n_total": int(len(table)),
-               "synthetic_fraction": counts["synthetic"] / max(len(table), 1),
-               "mix": {"select": cfg.select, "scale": scale, "classic_share": chosen["classic"],
-                       "synthetic_share": chosen["synthetic"],
-                       "weight_fraction": _weight_fraction(table[WEIGHT], kinds, counts),
-                       "val_accuracy": {f"{k:g}": v for k, v in picked["scores"].items()},
-                       "val_accuracy_per_classifier": picked["per_classifier"],
-                       "val_accuracy_count": picked["count_accuracy"],
-                       "n_val": picked["n_val"], "helped_on_val": bool(helped),
-                       "scheme": picked["schemes"], "row_weights": row_weights,
-                       "synthetic_row_weight": cfg.synthetic_row_weight}}
-    if WEIGHT_COUNT in table:
-        metrics["mix"]["weight_fraction_count"] = _weight_fraction(table[WEIGHT_COUNT], kinds,
-                                                                   counts)
+               "synthetic_fraction": counts["synthetic"] / max(len(table), 1), "mix": mix}
     write_bytes(paths.augment_report, augment_report_md(metrics, classifiers).encode())
     return metrics
 
