@@ -181,3 +181,28 @@ def test_local_samples_name_a_real_parent_of_their_class(filtered):
     # every real row of a class is varied about equally often
     counts = np.bincount(parent, minlength=len(train))
     assert counts.max() - counts.min() <= 1
+
+
+def test_evaluate_trains_each_classifier_on_the_weights_of_its_scheme():
+    """The augment stage's mix.scheme routes each classifier to its column: here the added rows
+    carry flipped labels, weigh 0 under share and 1 under count, so the two fits differ."""
+    from augflow.evaluation.classifiers import fit_weighted, make_classifier
+    from augflow.runners import FitJob
+    from augflow.stages.evaluate import _FitPredict
+
+    rng = np.random.default_rng(0)
+    x = rng.random((80, 4)).astype(np.float32)
+    y = (x[:, 0] > 0.5).astype(np.int64)
+    y_aug = np.r_[y[:40], 1 - y[40:]]
+    share, count = np.r_[np.ones(40), np.zeros(40)], np.ones(80)
+    xt = rng.random((50, 4)).astype(np.float32)
+    data = {"real": (x[:40], y[:40]), "kept": (x[40:], y_aug[40:]),
+            "generated": (x[40:], y_aug[40:]), "augmented": (x, y_aug, share),
+            "augmented_weights": {"share": share, "count": count},
+            "scheme": {"logreg": "count", "random_forest": "share"}}
+    fit = _FitPredict(data, xt, None)
+    for clf, w in (("logreg", count), ("random_forest", share)):
+        expected = fit_weighted(make_classifier(clf, 3), x, y_aug, w).predict(xt)
+        assert np.array_equal(fit(FitJob(clf, "augmented", 3)), expected)
+    other = fit_weighted(make_classifier("logreg", 3), x, y_aug, share).predict(xt)
+    assert not np.array_equal(fit(FitJob("logreg", "augmented", 3)), other)

@@ -13,7 +13,10 @@ def test_dask_runner_gives_the_same_predictions_as_the_local_runner(prefect_serv
     x = (x / 16).astype(np.float32)
     tr, te = slice(0, 300), slice(1000, 1200)
     weights = np.r_[np.ones(300), np.full(100, 0.25)]        # the augment stage's weighted rows
+    count = np.r_[np.ones(300), np.full(100, 0.5)]
     data = {"real": (x[tr], y[tr]), "augmented": (x[:400], y[:400], weights),
+            "augmented_weights": {"share": weights, "count": count},
+            "scheme": {"random_forest": "count"},     # each classifier's weights (augment stage)
             "kept": (x[300:400], y[300:400]), "generated": (x[300:400], y[300:400])}
     args = (["real", "augmented", "synthetic_only"], data, x[te], (8, 8), 2, 7)
     for clf in ("logreg", "random_forest"):
