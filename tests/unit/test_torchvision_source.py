@@ -397,36 +397,32 @@ def test_a_path_outside_data_raw_is_refused(tmp_path):
     assert err.rule == "inside data/raw/"
 
 
-def test_a_file_that_is_not_idx_is_named(tmp_path):
+def _broken_mnist(tmp_path: Path, name: str, content) -> tuple[Path, AugflowError]:
+    """A tiny MNIST root with one file replaced by content(old bytes); the error prepare gives."""
     root = _workspace(tmp_path)
     _mnist_files(root / "data/raw/tv", "mnist")
-    bad = root / "data/raw/tv/MNIST/raw/train-images-idx3-ubyte"
-    bad.write_bytes(b"<html>not found</html>")
-    err = _error(_cfg("mnist"), root)
-    assert (err.file, err.rule) == (str(bad.resolve()), "idx format")
-    assert "header 3c68746d, expected 00000803" in str(err)
+    bad = root / "data/raw/tv/MNIST/raw" / name
+    if callable(content):
+        bad.write_bytes(content(bad.read_bytes()))
+    else:
+        _write_idx(bad, content)
+    return bad, _error(_cfg("mnist"), root)
 
 
-def test_a_truncated_idx_file_is_named(tmp_path):
-    root = _workspace(tmp_path)
-    _mnist_files(root / "data/raw/tv", "mnist")
-    bad = root / "data/raw/tv/MNIST/raw/t10k-images-idx3-ubyte"
-    bad.write_bytes(bad.read_bytes()[:-100])
-    err = _error(_cfg("mnist"), root)
-    assert (err.file, err.rule) == (str(bad.resolve()), "idx size")
-    assert "4x28x28 (3136 bytes) but the file holds 3036" in str(err)
-
-
-def test_labels_that_do_not_match_the_images_are_named(tmp_path):
-    root = _workspace(tmp_path)
-    _mnist_files(root / "data/raw/tv", "mnist")
-    labels = root / "data/raw/tv/MNIST/raw/train-labels-idx1-ubyte"
-    _write_idx(labels, np.array([1, 2, 3]))
-    assert _error(_cfg("mnist"), root).rule == "one label per image"
-    _write_idx(labels, np.array([1, 2, 3, 4, 10, 5]))
-    err = _error(_cfg("mnist"), root)
-    assert (err.file, err.rule) == (str(labels.resolve()), "known class")
-    assert "label 10 at index 4 is not a class index 0..9" in str(err)
+@pytest.mark.parametrize("name, content, rule, says", [
+    ("train-images-idx3-ubyte", lambda old: b"<html>not found</html>", "idx format",
+     "header 3c68746d, expected 00000803"),
+    ("t10k-images-idx3-ubyte", lambda old: old[:-100], "idx size",
+     "4x28x28 (3136 bytes) but the file holds 3036"),
+    ("train-labels-idx1-ubyte", np.array([1, 2, 3]), "one label per image",
+     "3 labels for the 6 images of train-images-idx3-ubyte"),
+    ("train-labels-idx1-ubyte", np.array([1, 2, 3, 4, 10, 5]), "known class",
+     "label 10 at index 4 is not a class index 0..9"),
+])
+def test_a_broken_mnist_file_is_named_with_its_rule(tmp_path, name, content, rule, says):
+    bad, err = _broken_mnist(tmp_path, name, content)
+    assert (err.file, err.rule) == (str(bad.resolve()), rule)
+    assert says in str(err)
 
 
 def test_a_cifar_batch_of_the_wrong_shape_is_named(tmp_path):

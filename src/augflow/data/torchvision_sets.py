@@ -156,8 +156,8 @@ def _read_mnist_like(base: Path, spec: TorchvisionSet) -> tuple[np.ndarray, np.n
     for img_name, lab_name in zip(spec.files[::2], spec.files[1::2]):
         x, y = read_idx(base / img_name, 3), read_idx(base / lab_name, 1)
         if len(x) != len(y):
-            raise AugflowError(f"{len(x)} images but {len(y)} labels in {lab_name}",
-                               file=str(base / img_name), rule="one label per image")
+            raise AugflowError(f"{len(y)} labels for the {len(x)} images of {img_name}",
+                               file=str(base / lab_name), rule="one label per image")
         _check_labels(y, len(spec.classes), base / lab_name)
         images.append(x[..., None])
         labels.append(y.astype(np.int64))

@@ -263,7 +263,7 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
         _log_summary(mlflow, paths, evaluation, mix)
         curve = pd.read_csv(paths.train_curve)
         mlflow.log_image(_png_image(loss_curve_png(curve)), "figures/loss_curve.png")
-        version = _register_model(mlflow, cfg, paths, evaluation["promotion"], evaluation)
+        version = _register_model(mlflow, cfg, paths, evaluation)
         run_id = parent.info.run_id
     for child_id, end in ended.items():
         MlflowClient().set_terminated(child_id, "FINISHED", end_time=end)
@@ -332,14 +332,15 @@ def _log_summary(mlflow, paths: Paths, evaluation: dict, mix: dict | None) -> No
         mlflow.set_tag("mix", mix_summary(mix))
 
 
-def _register_model(mlflow, cfg: Config, paths: Paths, promotion: dict, evaluation: dict) -> str:
-    """Log the CVAE as a registered model version with the promotion verdict; move the champion
-    alias to it only when promoted. Returns the version."""
+def _register_model(mlflow, cfg: Config, paths: Paths, evaluation: dict) -> str:
+    """Log the CVAE as a registered model version with the promotion verdict (evaluation's
+    promotion); move the champion alias to it only when promoted. Returns the version."""
     import mlflow.pytorch
     from mlflow import MlflowClient
 
     from augflow.checkpoints import load_cvae
 
+    promotion = evaluation["promotion"]
     model, _, _ = load_cvae(paths.checkpoint)
     info = mlflow.pytorch.log_model(model, name="cvae", serialization_format="pickle",
                                     signature=cvae_signature(model.n_features),
