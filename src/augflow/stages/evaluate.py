@@ -56,7 +56,8 @@ def predictions(clf_name: str, arms: Sequence[str], data: dict, x_test: np.ndarr
                 workers: int = 2, device: torch.device | None = None) -> dict[str, np.ndarray]:
     """Test-set predictions, shape (n_seeds, n_test), per arm; `device` for the torch classifier."""
     jobs = [FitJob(clf_name, arm, base_seed + s) for arm in arms for s in range(n_seeds)]
-    preds = run_jobs(jobs, _FitPredict(data, x_test, image_shape, device), runner, workers)
+    preds = run_jobs(jobs, _FitPredict(data, x_test, image_shape, device), runner, workers,
+                     progress=f"evaluate {clf_name} fits")
     return {arm: np.vstack(preds[i * n_seeds:(i + 1) * n_seeds]) for i, arm in enumerate(arms)}
 
 
