@@ -48,12 +48,17 @@ def test_flow_run_produces_every_output(pipeline_ws):
     # real rows, classic (shifted/rotated) rows as many as kept per class, the kept rows
     origin = augmented["origin"].astype(str)
     assert (origin == "real").sum() == len(train)
-    assert origin.str.startswith("classic:").sum() == len(kept)
+    # augment.classic_per_kept (2) classic rows per kept VAE row of each class
+    assert origin.str.startswith("classic:").sum() == 2 * len(kept)
     assert set(origin[~origin.str.startswith("classic:") & (origin != "real")]) == set(kept["sample_id"])
     assert augmented["sample_weight"].sum() == pytest.approx(len(train))
     assert (samples["gen_parent"] >= 0).all()                  # local: each varies a real row
     mix = json.loads((ws / "metrics/augment.json").read_text())["mix"]
     assert mix["select"] == "val" and "1" in mix["val_accuracy"]
+    # images: each classifier's scheme, and the count column it may point to
+    assert set(mix["scheme"]) == {"logreg", "random_forest"}
+    assert set(mix["scheme"].values()) <= {"share", "count"}
+    assert "sample_weight_count" in augmented.columns
     assert (ws / "data/reports/augment.md").is_file()
     ev = json.loads((ws / "metrics/evaluate.json").read_text())
     assert ev["n_seeds"] == 2
@@ -93,6 +98,7 @@ def test_mlflow_holds_the_run_with_figures_and_a_loadable_model(pipeline_ws):
     assert parent.data.params["vae.beta"] == "0.1"
     assert any(k.startswith("gain.logreg.accuracy") for k in parent.data.metrics)
     assert "mix.scale" in parent.data.metrics and "mix" in parent.data.tags
+    assert {"mix.count_scheme.logreg", "mix.count_scheme.random_forest"} <= set(parent.data.metrics)
     assert {"kept_fraction", "fid_kept_vs_train", "promoted"} <= set(parent.data.metrics)
     assert not any(k.startswith("dvc.deps.") for k in parent.data.tags)   # one artifact instead
     hashes = client.download_artifacts(parent.info.run_id, "dvc/hashes.json")
@@ -220,6 +226,6 @@ def test_prefect_recorded_the_run_and_its_report_artifacts(pipeline_ws):
     assert "Kept **" in by_key["augflow-filter-report"].data
     assert "Gain (augmented - real)" in by_key["augflow-evaluation-report"].data
     assert "| evaluate | ran |" in by_key["augflow-run-summary"].data
-    assert "Mix (chosen by val)" in by_key["augflow-run-summary"].data
+    assert "of the shares chosen by val" in by_key["augflow-run-summary"].data
     assert "MLflow: experiment" in by_key["augflow-run-summary"].data
     assert all(a.description for a in arts), [a.key for a in arts if not a.description]
