@@ -44,6 +44,17 @@ def _with_source(cfg, name: str, raw: Path):
     return cfg
 
 
+def source_cfg(name: str, prefix: str):
+    """The repo's params pointed at data set `name`, its files written under a new temp dir
+    `prefix`*/data/raw; returns (cfg, that data/raw)."""
+    from augflow.config import load_config
+
+    src = Path(tempfile.mkdtemp(prefix=prefix))
+    (src / "data" / "raw").mkdir(parents=True)
+    cfg = load_config(Path(__file__).resolve().parents[1] / "params.yaml")
+    return _with_source(cfg, name, src / "data" / "raw"), src / "data" / "raw"
+
+
 def _draw_arms(paths, shares, norms) -> tuple[dict, np.ndarray, np.ndarray]:
     """One draw's training sets: real, classic (images) and the augmented rows under each
     share pair and weight total; and the test split."""
@@ -94,7 +105,6 @@ def _print_level(name: str, lpc: int, preds: dict, yt: np.ndarray) -> None:
 
 
 def main() -> int:
-    from augflow.config import load_config
     from augflow.evaluation.classifiers import fit_weighted, make_classifier
     from augflow.lowdata import _chain
     from augflow.paths import Paths
@@ -108,10 +118,7 @@ def main() -> int:
     ap.add_argument("--draws", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    src = Path(tempfile.mkdtemp(prefix="augflow-sweep-"))
-    (src / "data" / "raw").mkdir(parents=True)
-    cfg = _with_source(load_config(Path(__file__).resolve().parents[1] / "params.yaml"), args.set,
-                       src / "data" / "raw")
+    cfg, raw = source_cfg(args.set, "augflow-sweep-")
     shares = ([tuple(float(v) for v in p.split("/")) for p in args.shares.split(",")]
               if args.shares else SHARES)
     norms = ("real", "rows") if args.norm == "both" else (args.norm,)
@@ -121,7 +128,7 @@ def main() -> int:
         for d in range(args.draws):
             paths = Paths(Path(tempfile.mkdtemp(prefix="augflow-sweep-draw-")))
             (paths.root / "data").mkdir()
-            (paths.root / "data" / "raw").symlink_to(src / "data" / "raw")
+            (paths.root / "data" / "raw").symlink_to(raw)
             _chain(lcfg, paths, 1000 * (d + 1) + cfg.seed)
             arms, xt, yt = _draw_arms(paths, shares, norms)
             for name, (x, y, w) in arms.items():

@@ -61,12 +61,11 @@ def _weightings(paths) -> tuple[dict, np.ndarray, np.ndarray]:
 
 
 def main() -> int:
-    from augflow.config import load_config
     from augflow.evaluation.classifiers import fit_weighted, make_classifier
     from augflow.evaluation.stats import arm_and_gain_cis
     from augflow.lowdata import _chain
     from augflow.paths import Paths
-    from mix_sweep import _with_source
+    from mix_sweep import source_cfg
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", choices=("digits", "glyphs28"), default="digits")
@@ -75,10 +74,7 @@ def main() -> int:
     ap.add_argument("--classifiers", default="logreg,svm_rbf,random_forest")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    src = Path(tempfile.mkdtemp(prefix="augflow-schemes-"))
-    (src / "data" / "raw").mkdir(parents=True)
-    cfg = _with_source(load_config(Path(__file__).resolve().parents[1] / "params.yaml"), args.set,
-                       src / "data" / "raw")
+    cfg, raw = source_cfg(args.set, "augflow-schemes-")
     cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
         update={"labels_per_class": args.level})})
     preds: dict[str, dict[str, list]] = {}
@@ -87,7 +83,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="augflow-schemes-draw-") as tmp:
             paths = Paths(Path(tmp))
             (paths.root / "data").mkdir()
-            (paths.root / "data" / "raw").symlink_to(src / "data" / "raw")
+            (paths.root / "data" / "raw").symlink_to(raw)
             _chain(cfg, paths, 1000 * (d + 1) + cfg.seed)
             sets, xt, yt = _weightings(paths)
         for name, (x, y, w) in sets.items():
