@@ -106,8 +106,7 @@ def _print_level(name: str, lpc: int, preds: dict, yt: np.ndarray) -> None:
 
 def main() -> int:
     from augflow.evaluation.classifiers import fit_weighted, make_classifier
-    from augflow.lowdata import _chain
-    from augflow.paths import Paths
+    from augflow.lowdata import _chain, draw_workspace
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", choices=("digits", "glyphs28", "table"), default="digits")
@@ -126,11 +125,9 @@ def main() -> int:
         lcfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"labels_per_class": lpc})})
         preds: dict[str, dict[str, list]] = {}
         for d in range(args.draws):
-            paths = Paths(Path(tempfile.mkdtemp(prefix="augflow-sweep-draw-")))
-            (paths.root / "data").mkdir()
-            (paths.root / "data" / "raw").symlink_to(raw)
-            _chain(lcfg, paths, 1000 * (d + 1) + cfg.seed)
-            arms, xt, yt = _draw_arms(paths, shares, norms)
+            with draw_workspace(raw, "augflow-sweep-draw-", keep=True) as paths:
+                _chain(lcfg, paths, 1000 * (d + 1) + cfg.seed)
+                arms, xt, yt = _draw_arms(paths, shares, norms)
             for name, (x, y, w) in arms.items():
                 for clf in CLASSIFIERS:
                     for seed in range(2):

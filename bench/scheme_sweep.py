@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +62,7 @@ def _weightings(paths) -> tuple[dict, np.ndarray, np.ndarray]:
 def main() -> int:
     from augflow.evaluation.classifiers import fit_weighted, make_classifier
     from augflow.evaluation.stats import arm_and_gain_cis
-    from augflow.lowdata import _chain
-    from augflow.paths import Paths
+    from augflow.lowdata import _chain, draw_workspace
     from mix_sweep import source_cfg
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -80,10 +78,7 @@ def main() -> int:
     preds: dict[str, dict[str, list]] = {}
     yt = None
     for d in range(args.draws):
-        with tempfile.TemporaryDirectory(prefix="augflow-schemes-draw-") as tmp:
-            paths = Paths(Path(tmp))
-            (paths.root / "data").mkdir()
-            (paths.root / "data" / "raw").symlink_to(raw)
+        with draw_workspace(raw, "augflow-schemes-draw-") as paths:
             _chain(cfg, paths, 1000 * (d + 1) + cfg.seed)
             sets, xt, yt = _weightings(paths)
         for name, (x, y, w) in sets.items():

@@ -206,3 +206,22 @@ def test_evaluate_trains_each_classifier_on_the_weights_of_its_scheme():
         assert np.array_equal(fit(FitJob(clf, "augmented", 3)), expected)
     other = fit_weighted(make_classifier("logreg", 3), x, y_aug, share).predict(xt)
     assert not np.array_equal(fit(FitJob("logreg", "augmented", 3)), other)
+
+
+def test_evaluate_stops_when_a_classifiers_scheme_has_no_column(filtered):
+    """mix.scheme says count, the file was written without the count column (schemes: [share]):
+    one error naming the file, the column and the rule, before any classifier is fitted."""
+    from augflow.data.schema import read_schema
+    from augflow.errors import AugflowError
+    from augflow.stages.augment import run_augment
+    from augflow.stages.evaluate import arm_data
+
+    paths = filtered
+    run_augment(AugmentConfig(schemes=["share"]), ["logreg"], 0, paths)
+    assert "sample_weight_count" not in pd.read_parquet(paths.augmented).columns
+    with pytest.raises(AugflowError) as err:
+        arm_data(paths, read_schema(paths.schema), {"logreg": "count"})
+    line = str(err.value)
+    assert line.startswith(f"{paths.augmented}: sample_weight_count: logreg was given the count")
+    assert "\n" not in line
+    assert (err.value.field, err.value.rule) == ("sample_weight_count", "required")

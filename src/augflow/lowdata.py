@@ -7,7 +7,10 @@ untouched test split. CIs bootstrap over (draw, classifier seed) pairs and test 
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,22 @@ from augflow.progress import Progress
 from augflow.evaluation.stats import arm_and_gain_cis
 
 log = logging.getLogger("augflow.lowdata")
+
+
+@contextmanager
+def draw_workspace(raw: Path, prefix: str = "augflow-lowdata-", keep: bool = False
+                   ) -> Iterator[Paths]:
+    """A fresh temp workspace for one draw of the chain, whose data/raw is a link to `raw`
+    (the user's files, read in place, never copied). Removed afterwards unless `keep`
+    (the benches keep theirs to rescore a draw without re-running the chain)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        (root / "data").mkdir()
+        (root / "data" / "raw").symlink_to(raw.resolve(), target_is_directory=True)
+        yield Paths(root)
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _chain(cfg: Config, paths: Paths, subset_seed: int) -> dict:
@@ -62,12 +81,7 @@ def _run_level(cfg: Config, level: int | None, n_draws: int, n_seeds: int,
     scales, count = [], []
     for d in range(n_draws):
         bar.update(0, info=f"labels_per_class={level} draw {d + 1}/{n_draws}")
-        with tempfile.TemporaryDirectory(prefix="augflow-lowdata-") as tmp:
-            paths = Paths(Path(tmp))
-            # each draw works in its own temp workspace, reading the user's files in place
-            (paths.root / "data").mkdir()
-            (paths.root / "data" / "raw").symlink_to((source_root / "data" / "raw").resolve(),
-                                                     target_is_directory=True)
+        with draw_workspace(source_root / "data" / "raw") as paths:
             mix = _chain(level_cfg, paths, subset_seed=1000 * (d + 1) + cfg.seed)["mix"]
             scales.append(mix["scale"])
             count.append(sorted(c for c, m in mix["scheme"].items() if m == "count"))

@@ -190,3 +190,23 @@ def test_added_weight_fraction(tmp_path):
     assert added_weight_fraction(zero) == 0.0
     nothing = _augmented_file(tmp_path, sample_weight=[0.0] * 4)
     assert added_weight_fraction(nothing) == 0.0
+
+
+def _report_metrics(scheme: str) -> dict:
+    """Augment metrics where svm_rbf is below real rows alone on validation with the count
+    weights and above with the shares."""
+    mix = {"select": "val", "scale": 1.0, "classic_share": 0.5, "synthetic_share": 0.25,
+           "weight_fraction": {"real": 0.6, "classic": 0.25, "synthetic": 0.15},
+           "val_accuracy": {"0": 0.80, "1": 0.85},
+           "val_accuracy_per_classifier": {"svm_rbf": {"0": 0.80, "1": 0.85}},
+           "val_accuracy_count": {"svm_rbf": 0.70}, "n_val": 40, "helped_on_val": True,
+           "scheme": {"svm_rbf": scheme}, "synthetic_row_weight": 0.25}
+    return {"n_real": 10, "n_classic": 20, "n_synthetic": 10, "mix": mix}
+
+
+def test_report_warns_on_the_accuracy_of_the_scheme_each_classifier_was_given():
+    from augflow.stages.augment import augment_report_md
+
+    warning = "below real rows alone for svm_rbf"
+    assert warning in augment_report_md(_report_metrics("count"), ["svm_rbf"])
+    assert warning not in augment_report_md(_report_metrics("share"), ["svm_rbf"])

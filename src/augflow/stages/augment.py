@@ -191,15 +191,18 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
         picked = _select_on_val(cfg, table, kinds, shares, schema, paths, classifiers, seed, dev)
     scale = picked["scale"]
     chosen = {s: v * scale for s, v in shares.items()}
-    table[WEIGHT] = mix_weights(kinds, chosen)
+    weights = {"share": mix_weights(kinds, chosen)}
     if _count_scheme_applies(cfg, kinds):
-        table[WEIGHT_COUNT] = count_weights(kinds, cfg.synthetic_row_weight, added=scale > 0)
+        weights["count"] = count_weights(kinds, cfg.synthetic_row_weight, added=scale > 0)
+    for scheme, w in weights.items():
+        table[WEIGHTS[scheme]] = w
     write_parquet(paths.augmented, table)
 
     counts = {k: int((kinds == k).sum()) for k in (REAL, "classic", "synthetic")}
     helped = scale > 0 or sum(shares.values()) == 0
-    row_weights = {c: {k: float(table[WEIGHTS[picked["schemes"][c]]][kinds == k].iloc[0])
-                       if counts[k] else 0.0 for k in counts} for c in classifiers}
+    # every row of one source weighs the same in either scheme: one number per source
+    row_weights = {c: {k: float(weights[picked["schemes"][c]][kinds == k][0]) if counts[k]
+                       else 0.0 for k in counts} for c in classifiers}
     mix: dict = {"select": cfg.select, "scale": scale, "classic_share": chosen["classic"],
                  "synthetic_share": chosen["synthetic"],
                  "weight_fraction": _weight_fraction(table[WEIGHT], kinds, counts),
@@ -240,8 +243,10 @@ def augment_report_md(m: dict, classifiers: list[str]) -> str:
         per = mix["val_accuracy_per_classifier"]
         lines += [f"| {k} | {v:.3f} | " + " | ".join(f"{per[c][k]:.3f}" for c in classifiers)
                   + " |" for k, v in mix["val_accuracy"].items()]
-        worse = [c for c in classifiers
-                 if "0" in per[c] and per[c][f"{mix['scale']:g}"] < per[c]["0"]]
+        # each classifier against real rows alone with the weights it was given
+        given = {c: (mix["val_accuracy_count"][c] if mix["scheme"].get(c) == "count"
+                     else per[c][f"{mix['scale']:g}"]) for c in classifiers}
+        worse = [c for c in classifiers if "0" in per[c] and given[c] < per[c]["0"]]
         if worse and mix["scale"] > 0:
             lines += ["", f"On validation the chosen mix is below real rows alone for "
                           f"{', '.join(worse)}: check the evaluation before training those "
