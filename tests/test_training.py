@@ -77,3 +77,72 @@ def test_resumed_training_equals_uninterrupted_training():
     assert res.epochs_run == full_res.epochs_run == 30
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def _fit_counting(x, y, **settings):
+    """fit() on a small CVAE, counting the rows each training batch holds (the validation
+    pass is the one call with every row)."""
+    seen: list[int] = []
+
+    def counting(m, xb, yb):
+        if m.training:
+            seen.append(len(xb))
+        return _loss(m, xb, yb)
+
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    torch.manual_seed(0)
+    model = CVAE(16, 3, 4, (32,))
+    res = fit(model, counting, (xt, yt), (xt, yt),
+              FitSettings(lr=1e-3, batch_size=32, seed=0, **settings))
+    return model, res, seen
+
+
+def test_epoch_rows_cuts_each_epoch_and_leaves_a_smaller_set_as_it_was():
+    x, y = _data(n=200)
+    _, res, seen = _fit_counting(x, y, max_epochs=4, patience=4, epoch_rows=70)
+    assert res.epochs_run == 4 and sum(seen) == 4 * 70 and res.steps == 4 * 3   # 32 + 32 + 6
+    # at or above the set's size, the same draws, batches and weights as no cap at all
+    a, res_a, _ = _fit_counting(x, y, max_epochs=3, patience=3, epoch_rows=200)
+    b, res_b, _ = _fit_counting(x, y, max_epochs=3, patience=3)
+    assert res_a.history == res_b.history
+    for wa, wb in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(wa, wb)
+
+
+def test_max_steps_stops_mid_epoch_and_still_scores_validation():
+    x, y = _data(n=200)   # 7 batches of 32 per epoch
+    _, res, seen = _fit_counting(x, y, max_epochs=50, patience=50, max_steps=10)
+    assert res.steps == 10 and len(seen) == 10 and res.epochs_run == 2
+    assert len(res.history) == 2 and sum(seen) == 200 + 3 * 32   # the cut epoch: 3 batches
+
+
+def test_a_step_budget_resumes_to_the_same_weights():
+    x, y = _data()
+    cfg = VAEConfig(latent_dim=4, hidden_dims=(32,), max_epochs=30, patience=30, resume_every=5,
+                    batch_size=64, max_steps=35, epoch_rows=150)   # 3 steps an epoch: 12 epochs
+    full, full_res, _ = train_cvae(x, y, x, y, 3, cfg, seed=5)
+    saved = []
+
+    class Killed(Exception):
+        pass
+
+    def save_then_die(state):
+        saved.append(state)
+        if state["epoch"] == 10:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_cvae(x, y, x, y, 3, cfg, seed=5, on_state=save_then_die)
+    resumed, res, _ = train_cvae(x, y, x, y, 3, cfg, seed=5, resume=saved[-1])
+    assert res.steps == full_res.steps == 35 and res.epochs_run == full_res.epochs_run == 12
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_copies_fill_one_epoch_and_no_more():
+    from augflow.stages.train import copies_for
+
+    assert copies_for(10, 1221, 16384) == 10     # digits: 13,431 rows an epoch, as before
+    assert copies_for(10, 6800, 16384) == 2      # 10k images: 20,400 rows
+    assert copies_for(10, 47600, 16384) == 0     # MNIST's size: the real rows fill it
+    assert copies_for(10, 47600, None) == 10 and copies_for(3, 0, 16384) == 3

@@ -96,6 +96,12 @@ class VAEConfig(_Strict):
     # (the classic transforms), so it learns deformations 5 labels per class cannot show it.
     # Tables have no such transform and ignore it.
     train_copies: int = Field(10, ge=0, le=100)
+    # An epoch is at most epoch_rows rows (a fresh random subset each epoch; null: every row),
+    # and copies are only made to fill one: a large set gets fewer or none. Digits (1221 train
+    # rows x 11) stays under it and trains as before. max_steps caps the optimizer steps in all
+    # (null: max_epochs and patience alone decide). README, "At scale".
+    epoch_rows: int | None = Field(16384, ge=1)
+    max_steps: int | None = Field(None, ge=1)
 
 
 class GenerateConfig(_Strict):
@@ -120,6 +126,8 @@ class ExtractorConfig(_Strict):
     # auto: a small CNN for images of 28x28 and larger, else an MLP
     arch: Literal["auto", "mlp", "cnn"] = "auto"
     conv_channels: tuple[int, ...] = (16, 32)
+    epoch_rows: int | None = Field(16384, ge=1)   # as vae.epoch_rows and vae.max_steps
+    max_steps: int | None = Field(None, ge=1)
 
 
 class Threshold(_Strict):

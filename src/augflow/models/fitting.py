@@ -33,6 +33,7 @@ class FitResult:
     best_val_loss: float
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
+    steps: int = 0            # optimizer steps taken
 
 
 class DivergedError(RuntimeError):
@@ -52,6 +53,13 @@ class FitSettings:
     name: str = "model"       # for the log lines
     state_every: int = 10     # epochs between on_state calls
     device: torch.device | None = None   # None: where the model already is
+    # at most this many rows per epoch (a fresh random subset each time; None: all). On a large
+    # set an epoch is then a fixed amount of work, so validation, early stopping and progress
+    # come at the same pace whatever the size; sets smaller than this train exactly as before
+    epoch_rows: int | None = None
+    # at most this many optimizer steps in all (None: no cap): the last epoch is cut short at
+    # the budget and still scored on validation. A budget in steps is a budget in time
+    max_steps: int | None = None
 
 
 @dataclass
@@ -64,6 +72,7 @@ class _Progress:
     stale: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     last_epoch: int = 0
+    steps: int = 0
 
 
 def _restore(resume: dict, model: nn.Module, opt: torch.optim.Optimizer,
@@ -73,7 +82,7 @@ def _restore(resume: dict, model: nn.Module, opt: torch.optim.Optimizer,
     gen.set_state(resume["gen_state"])
     torch.set_rng_state(resume["torch_rng"])
     return _Progress(resume["best_state"], resume["best_loss"], resume["best_epoch"],
-                     resume["stale"], resume["history"], resume["epoch"])
+                     resume["stale"], resume["history"], resume["epoch"], resume["steps"])
 
 
 def _train_epoch(model: nn.Module, loss_fn: LossFn, opt: torch.optim.Optimizer, x: torch.Tensor,
@@ -102,6 +111,11 @@ def _epoch(model: nn.Module, loss_fn: LossFn, opt: torch.optim.Optimizer,
            gen: torch.Generator, st: FitSettings, epoch: int, pr: _Progress) -> None:
     """One epoch: train on a fresh shuffle, score validation, record it in `pr`."""
     order = torch.randperm(len(train[0]), generator=gen)   # on the CPU, whatever the device
+    if st.epoch_rows is not None:
+        order = order[:st.epoch_rows]   # the same draw as a full pass: small sets are unchanged
+    if st.max_steps is not None:
+        order = order[:(st.max_steps - pr.steps) * st.batch_size]
+    pr.steps += math.ceil(len(order) / st.batch_size)
     train_loss = _train_epoch(model, loss_fn, opt, train[0], train[1], order, st.batch_size,
                               epoch, st.lr)
     model.eval()
@@ -144,7 +158,7 @@ def fit(model: nn.Module, loss_fn: LossFn, train: tuple[torch.Tensor, torch.Tens
     # 25 epochs; the line carries the same losses.
     with Progress(f"{st.name} epochs", st.max_epochs, done=pr.last_epoch, logger=log) as bar:
         for epoch in range(pr.last_epoch + 1, st.max_epochs + 1):
-            if pr.stale >= st.patience:
+            if pr.stale >= st.patience or (st.max_steps is not None and pr.steps >= st.max_steps):
                 break
             _epoch(model, loss_fn, opt, (x_train, y_train), (x_val, y_val), gen, st, epoch, pr)
             last = pr.history[-1]
@@ -154,11 +168,12 @@ def fit(model: nn.Module, loss_fn: LossFn, train: tuple[torch.Tensor, torch.Tens
                 on_state({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
                           "best_state": pr.best_state, "best_loss": pr.best_loss,
                           "best_epoch": pr.best_epoch, "stale": pr.stale, "history": pr.history,
+                          "steps": pr.steps,
                           "gen_state": gen.get_state(), "torch_rng": torch.get_rng_state()})
     if pr.best_state is not None:
         model.load_state_dict(pr.best_state)
     return FitResult(best_epoch=pr.best_epoch, best_val_loss=pr.best_loss,
-                     epochs_run=len(pr.history), history=pr.history)
+                     epochs_run=len(pr.history), history=pr.history, steps=pr.steps)
 
 
 def with_lr_backoff(attempt: Callable[[float], FitResult], lr: float, retries: int,

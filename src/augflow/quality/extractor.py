@@ -28,7 +28,8 @@ def fit_extractor(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.nda
     model = make_extractor(cfg, x.shape[1], n_classes, image_shape)
     settings = FitSettings(lr=cfg.lr, batch_size=cfg.batch_size, max_epochs=cfg.max_epochs,
                            patience=cfg.patience, seed=seed, weight_decay=cfg.weight_decay,
-                           name="extractor", device=device)
+                           name="extractor", device=device, epoch_rows=cfg.epoch_rows,
+                           max_steps=cfg.max_steps)
     result = fit(model, classification_loss, (torch.from_numpy(x), torch.from_numpy(y)),
                  (torch.from_numpy(x_val), torch.from_numpy(y_val)), settings)
     return model.eval(), result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io as _io
+import math
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,16 @@ def with_classic_copies(x: np.ndarray, y: np.ndarray, copies: int, image_shape,
     return classic_rows(x, y, extra, tuple(image_shape), seed)
 
 
+def copies_for(copies: int, n_rows: int, epoch_rows: int | None) -> int:
+    """How many classic copies of each real row the VAE trains on: `copies` (vae.train_copies),
+    but no more than it takes to fill one epoch of `epoch_rows`. The copies stand in for rows a
+    small set lacks; a large set has them, and 10 copies of 60,000 images would be 5 GB of
+    rows no epoch ever reaches."""
+    if epoch_rows is None or n_rows == 0:
+        return copies
+    return min(copies, max(0, math.ceil(epoch_rows / n_rows) - 1))
+
+
 def run_train(cfg: VAEConfig, seed: int, paths: Paths, device: str = "auto") -> dict:
     """Fit the CVAE on the train rows (plus classic copies for images), early-stopped on
     validation, resuming an interrupted run of the same config and data; write the checkpoint
@@ -59,7 +70,8 @@ def run_train(cfg: VAEConfig, seed: int, paths: Paths, device: str = "auto") -> 
     dev = resolve_device(device)
     schema = read_schema(paths.schema)
     x_real, y_real = read_xy(paths.split("train"), schema)
-    x, y = with_classic_copies(x_real, y_real, cfg.train_copies, schema.image_shape, seed)
+    copies = copies_for(cfg.train_copies, len(x_real), cfg.epoch_rows)
+    x, y = with_classic_copies(x_real, y_real, copies, schema.image_shape, seed)
     xv, yv = read_xy(paths.split("val"), schema)
     fingerprint = _fingerprint(cfg, seed, x, y, xv, yv)
     resume = _load_resume(paths.train_resume, fingerprint)
@@ -82,6 +94,7 @@ def run_train(cfg: VAEConfig, seed: int, paths: Paths, device: str = "auto") -> 
     curve = pd.DataFrame(result.history)
     write_bytes(paths.train_curve, curve.to_csv(index=False, float_format="%.6f").encode())
     return {"arch": model.hparams().get("arch", "mlp"), "n_train_rows": int(len(x)),
+            "train_copies": copies if schema.image_shape else 0, "steps": result.steps,
             "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run, "lr_used": lr, "resumed": resume is not None,
             "best_val_loss": result.best_val_loss,

@@ -1,0 +1,112 @@
+"""Issue 17's budget: every stage's time and the peak memory at MNIST's scale, on 28x28 images
+this script makes itself.
+
+    python bench/mnist_scale.py --sizes 1000,10000,70000 [--over '{"vae": {...}}']
+
+The set: scikit-learn's 8x8 digits, each drawn again as a 28x28 grey image (upscaled 2.5x to
+20x20, then a random affine warp: rotation +-12 degrees, scale 0.9-1.1, shear +-0.15, shift
++-2 px, and pixel noise), as many as asked, written as an npz (source npz, X uint8 (n, 28, 28)).
+Each size runs in a fresh subprocess: every stage via augflow.cli.run_stage (what dvc.yaml's
+commands call) in a temp workspace with the repo's params.yaml, data.source npz, and `--over`
+merged in. Seconds per stage are wall clock, one run each; memory is the child's peak RSS
+(ru_maxrss). The stage modules, Great Expectations and MLflow are imported before timing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import default_params, merged  # first: sets the OpenMP environment
+
+import numpy as np
+import yaml
+
+from augflow.paths import STAGES
+
+
+def make_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n 28x28 uint8 images of the ten digits, each a warped copy of a random 8x8 digit."""
+    from scipy.ndimage import affine_transform, zoom
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    base = np.stack([zoom(im / 16.0, 2.5, order=1) for im in d.images])   # (1797, 20, 20)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(base), n)
+    out = np.empty((n, 28, 28), np.uint8)
+    centre = np.array([13.5, 13.5])
+    for i, j in enumerate(pick):
+        canvas = np.zeros((28, 28))
+        canvas[4:24, 4:24] = base[j]
+        a = np.deg2rad(rng.uniform(-12, 12))
+        s = rng.uniform(0.9, 1.1)
+        sh = rng.uniform(-0.15, 0.15)
+        m = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) @ [[1, sh], [0, 1]] / s
+        off = centre - m @ centre + rng.uniform(-2, 2, 2)
+        im = affine_transform(canvas, m, offset=off, order=1) + rng.normal(0, 0.03, (28, 28))
+        out[i] = np.clip(im * 255, 0, 255).astype(np.uint8)
+    return out, d.target[pick].astype(np.int64)
+
+
+def child(size: int, over: dict) -> dict:
+    import augflow.stages.augment, augflow.stages.evaluate, augflow.stages.filter, augflow.stages.generate  # noqa: F401,E401
+    import augflow.stages.prepare, augflow.stages.track, augflow.stages.train, augflow.stages.validate  # noqa: F401,E401
+    import great_expectations, mlflow, mlflow.pytorch  # noqa: F401,E401  (imports are not timed)
+    from augflow.cli import run_stage
+
+    params = merged(default_params(), {"data": {"source": "npz", "path": "data/raw/set.npz"}})
+    params = merged(params, over)
+    out: dict = {"seconds": {}, "rss_gib": {}}
+    with tempfile.TemporaryDirectory(prefix="augflow-bench-scale-") as ws:
+        ws = Path(ws)
+        (ws / "data" / "raw").mkdir(parents=True)
+        x, y = make_images(size)
+        np.savez(ws / "data" / "raw" / "set.npz", X=x, y=y)
+        (ws / "params.yaml").write_text(yaml.safe_dump(params))
+        for stage in STAGES:
+            t0 = time.perf_counter()
+            try:
+                m = run_stage(stage, ws / "params.yaml", ws)
+            except Exception as err:   # report, don't hide: the size stops at the failing stage
+                out["error"] = f"{stage}: {type(err).__name__}: {str(err)[:300]}"
+                break
+            out["seconds"][stage] = time.perf_counter() - t0
+            out["rss_gib"][stage] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+            if stage == "prepare":
+                out["n_train"] = m["n_train"]
+            if stage == "train":
+                out["epochs"] = m["epochs_run"]
+            if stage == "filter":
+                out["kept"] = f"{m['n_kept']}/{m['n_generated']}"
+            print(json.dumps({stage: out["seconds"][stage]}), file=sys.stderr, flush=True)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--sizes", default="1000,10000,70000")
+    ap.add_argument("--over", default="{}", help="JSON merged into params.yaml")
+    ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    logging.disable(logging.INFO)
+    if args.size:
+        print(json.dumps(child(args.size, json.loads(args.over))))
+        return 0
+    for size in (int(s) for s in args.sizes.split(",")):
+        proc = subprocess.run([sys.executable, __file__, "--size", str(size), "--over", args.over],
+                              stdout=subprocess.PIPE, text=True)
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        sec = r["seconds"]
+        print(json.dumps({"size": size, **r, "total_s": sum(sec.values())}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
