@@ -225,3 +225,42 @@ def test_evaluate_stops_when_a_classifiers_scheme_has_no_column(filtered):
     assert line.startswith(f"{paths.augmented}: sample_weight_count: logreg was given the count")
     assert "\n" not in line
     assert (err.value.field, err.value.rule) == ("sample_weight_count", "required")
+
+
+def test_seed_free_fits_run_once_and_give_what_every_seed_would(monkeypatch):
+    """predictions() fits logreg and the SVM once on the seed-free arms and repeats the row;
+    the result is what fitting under every seed gives (the seeds really are ignored), and
+    the forest, which draws with its seed, still gets one fit per seed."""
+    from augflow.evaluation.arms import SEED_FREE_ARMS
+    from augflow.evaluation.classifiers import SEED_FREE_CLASSIFIERS
+    from augflow.runners import FitJob
+    from augflow.stages import evaluate
+
+    rng = np.random.default_rng(1)
+    x = rng.random((60, 64)).astype(np.float32)
+    y = np.repeat(np.arange(3), 20)
+    x[:, 0] += y
+    xt = rng.random((30, 64)).astype(np.float32)
+    data = {"real": (x, y), "kept": (x[:30], y[:30]), "generated": (x[:30], y[:30]),
+            "augmented": (x, y, np.ones(60)), "augmented_weights": {"share": np.ones(60)},
+            "scheme": {}}
+    arms = ["real", "augmented", "smote", "classic"]
+    fits: list[FitJob] = []
+    plain = evaluate._FitPredict.__call__
+
+    def counted(self, job):
+        fits.append(job)
+        return plain(self, job)
+
+    monkeypatch.setattr(evaluate._FitPredict, "__call__", counted)
+    for clf in ("logreg", "svm_rbf", "random_forest"):
+        fits.clear()
+        got = evaluate.predictions(clf, arms, data, xt, (8, 8, 1), 3, 10)
+        n_fits = len(fits)
+        every = evaluate._FitPredict(data, xt, (8, 8, 1))
+        for arm in arms:
+            assert np.array_equal(got[arm], np.vstack([every(FitJob(clf, arm, 10 + s))
+                                                       for s in range(3)])), (clf, arm)
+        once = clf in SEED_FREE_CLASSIFIERS
+        assert n_fits == sum(1 if once and a in SEED_FREE_ARMS else 3 for a in arms)
+    assert SEED_FREE_CLASSIFIERS == {"logreg", "svm_rbf"}

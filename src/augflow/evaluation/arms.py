@@ -7,6 +7,10 @@ import numpy as np
 from augflow.errors import AugflowError
 
 
+# Arms whose rows do not depend on the seed (smote and classic draw theirs with it).
+SEED_FREE_ARMS = frozenset({"real", "augmented", "unfiltered", "synthetic_only"})
+
+
 def smote_rows(x: np.ndarray, y: np.ndarray, extra_per_class: dict[int, int], seed: int):
     """SMOTE (imbalanced-learn) adding extra_per_class[c] rows to class c."""
     from imblearn.over_sampling import SMOTE

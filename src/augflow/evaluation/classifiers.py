@@ -57,6 +57,12 @@ class TorchMLP:
         return self.classes_[p.argmax(1).numpy()]
 
 
+# Classifiers whose fit ignores the seed: lbfgs logistic regression is deterministic, and
+# SVC uses random_state only for probability estimates (off here). The forest and the MLP
+# draw with it.
+SEED_FREE_CLASSIFIERS = frozenset({"logreg", "svm_rbf"})
+
+
 def fit_weighted(model, x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None):
     """model.fit with per-row weights; in a scikit-learn pipeline they go to the final
     estimator (the scaler is fitted on the rows unweighted)."""
