@@ -2,6 +2,7 @@
 this script makes itself.
 
     python bench/mnist_scale.py --sizes 1000,10000,70000 [--over '{"vae": {...}}']
+    python bench/mnist_scale.py --results runs.jsonl   # the section from saved result lines
 
 The set: scikit-learn's 8x8 digits, each drawn again as a 28x28 grey image (upscaled 2.5x to
 20x20, then a random affine warp: rotation +-12 degrees, scale 0.9-1.1, shear +-0.15, shift
@@ -23,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import default_params, merged  # first: sets the OpenMP environment
+from _common import default_params, machine, merged, table, write_section  # first: OpenMP env
 
 import numpy as np
 import yaml
@@ -89,22 +90,61 @@ def child(size: int, over: dict) -> dict:
     return out
 
 
+def section(results: list[dict], over: str, command: str) -> str:
+    rows = []
+    for r in results:
+        sec = r["seconds"]
+        rows.append([f"{r['size']:,}", f"{r.get('n_train', '-'):,}", r.get("epochs", "-"),
+                     r.get("kept", "-"),
+                     *(f"{sec[s]:.0f}" if s in sec else ("stopped" if "error" in r else "-")
+                       for s in STAGES),
+                     f"{sum(sec.values()) / 60:.1f}",
+                     f"{max(r['rss_gib'].values()):.2f}" if r["rss_gib"] else "-"])
+    errors = [f"- {r['size']:,} images: {r['error']}" for r in results if "error" in r]
+    return f"""## 6. MNIST's scale: time per stage at 1k, 10k and 70k images (`bench/mnist_scale.py`)
+
+Command: `{command}`
+Machine: {machine()}
+
+28x28 grey digits the bench draws itself (scikit-learn's 8x8 digits upscaled and warped at
+random), source npz; the repo's params.yaml with `--over` merged in: `{over}`. Every stage via
+`augflow.cli.run_stage` (one torch thread, as under `dvc repro`), one run per size in a fresh
+process; seconds are wall clock, memory the process's peak RSS. Target (issue 17): 70,000
+images in 20 minutes and 8 GiB.
+
+{table(["images", "train rows", "VAE epochs", "kept / generated", *STAGES, "total min",
+        "peak GiB"], rows)}
+{chr(10).join(errors)}
+"""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000,70000")
     ap.add_argument("--over", default="{}", help="JSON merged into params.yaml")
+    ap.add_argument("--results", help="write the section from these saved result lines")
     ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     logging.disable(logging.INFO)
     if args.size:
         print(json.dumps(child(args.size, json.loads(args.over))))
         return 0
-    for size in (int(s) for s in args.sizes.split(",")):
-        proc = subprocess.run([sys.executable, __file__, "--size", str(size), "--over", args.over],
-                              stdout=subprocess.PIPE, text=True)
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
-        sec = r["seconds"]
-        print(json.dumps({"size": size, **r, "total_s": sum(sec.values())}), flush=True)
+    command = "python bench/mnist_scale.py " + " ".join(
+        f"--{k} '{v}'" for k, v in (("sizes", args.sizes), ("over", args.over)))
+    results = []
+    if args.results:
+        for line in Path(args.results).read_text().splitlines():
+            results.append(json.loads(line))
+        command, args.over = results[0]["command"], results[0]["over"]
+    else:
+        for size in (int(s) for s in args.sizes.split(",")):
+            proc = subprocess.run([sys.executable, __file__, "--size", str(size), "--over",
+                                   args.over], stdout=subprocess.PIPE, text=True)
+            r = {"size": size, "command": command, "over": args.over,
+                 **json.loads(proc.stdout.strip().splitlines()[-1])}
+            results.append(r)
+            print(json.dumps(r), flush=True)
+    write_section("scale", section(results, args.over, command), quick=False)
     return 0
 
 

@@ -55,8 +55,8 @@ def with_classic_copies(x: np.ndarray, y: np.ndarray, copies: int, image_shape,
 def copies_for(copies: int, n_rows: int, epoch_rows: int | None) -> int:
     """How many classic copies of each real row the VAE trains on: `copies` (vae.train_copies),
     but no more than it takes to fill one epoch of `epoch_rows`. The copies stand in for rows a
-    small set lacks; a large set has them, and 10 copies of 60,000 images would be 5 GB of
-    rows no epoch ever reaches."""
+    small set lacks; a large set has them, and 10 copies of 47,600 28x28 images would be 1.6 GB
+    of float32 rows that no epoch of 16384 ever reaches."""
     if epoch_rows is None or n_rows == 0:
         return copies
     return min(copies, max(0, math.ceil(epoch_rows / n_rows) - 1))
