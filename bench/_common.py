@@ -79,3 +79,36 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def timed_stages(ws: Path, on_done=None) -> dict:
+    """Every stage of the DAG in workspace `ws` via augflow.cli.run_stage (what dvc.yaml's
+    commands call), timed; stops at the first failing stage and reports it. Returns seconds and
+    the process's peak RSS (GiB) after each stage, the train rows, VAE epochs and kept/generated.
+    The stage modules, Great Expectations and MLflow are imported first: imports are not timed."""
+    import resource
+    import time
+
+    import augflow.stages.augment, augflow.stages.evaluate, augflow.stages.filter, augflow.stages.generate  # noqa: F401,E401
+    import augflow.stages.prepare, augflow.stages.track, augflow.stages.train, augflow.stages.validate  # noqa: F401,E401
+    import great_expectations, mlflow, mlflow.pytorch  # noqa: F401,E401  (imports are not timed)
+    from augflow.cli import run_stage
+    from augflow.paths import STAGES
+
+    out: dict = {"seconds": {}, "rss_gib": {}}
+    for stage in STAGES:
+        t0 = time.perf_counter()
+        try:
+            m = run_stage(stage, ws / "params.yaml", ws)
+        except Exception as err:   # report, don't hide: the run stops at the failing stage
+            out["error"] = f"{stage}: {type(err).__name__}: {str(err)[:300]}"
+            break
+        out["seconds"][stage] = time.perf_counter() - t0
+        out["rss_gib"][stage] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        if stage == "prepare":
+            out["n_train"] = m["n_train"]
+        if stage == "train":
+            out["epochs"] = m["epochs_run"]
+        if stage == "filter":
+            out["kept"] = f"{m['n_kept']}/{m['n_generated']}"
+        if on_done is not None:
+            on_done(stage, out["seconds"][stage])
+    return out

@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import default_params, machine, merged, table, write_section  # first: sets OMP env
+from _common import (default_params, machine, merged, table, timed_stages,  # first: OMP env
+                     write_section)
 
 import numpy as np
 import yaml
@@ -36,31 +37,12 @@ QUICK = {"vae": {"max_epochs": 2, "patience": 2}, "extractor": {"max_epochs": 2,
 
 def level_child(level: str, quick: bool) -> dict:
     """Child mode: one labels_per_class level, each stage via run_stage in a temp workspace."""
-    import augflow.stages.augment, augflow.stages.evaluate, augflow.stages.filter, augflow.stages.generate  # noqa: F401,E401
-    import augflow.stages.prepare, augflow.stages.track, augflow.stages.train, augflow.stages.validate  # noqa: F401,E401
-    import great_expectations, mlflow, mlflow.pytorch  # noqa: F401,E401  (imports are not timed)
-    from augflow.cli import run_stage
     params = merged(merged(default_params(), EVAL), QUICK if quick else {})
     params["data"]["labels_per_class"] = None if level == "all" else int(level)
-    out: dict = {"seconds": {}}
     with tempfile.TemporaryDirectory(prefix="augflow-bench-growth-") as ws:
         ws = Path(ws)
         (ws / "params.yaml").write_text(yaml.safe_dump(params))
-        for stage in STAGES:
-            t0 = time.perf_counter()
-            try:
-                m = run_stage(stage, ws / "params.yaml", ws)
-            except Exception as err:   # report, don't hide: the level stops at the failing stage
-                out["error"] = f"{stage}: {type(err).__name__}: {err}"
-                break
-            out["seconds"][stage] = time.perf_counter() - t0
-            if stage == "prepare":
-                out["n_train"] = m["n_train"]
-            if stage == "train":
-                out["epochs"] = m["epochs_run"]
-            if stage == "filter":
-                out["kept"] = f"{m['n_kept']}/{m['n_generated']}"
-    return out
+        return timed_stages(ws)
 
 
 def big_table(quick: bool) -> list[list]:

@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _common import default_params, machine, merged, table, write_section  # first: OpenMP env
+from _common import (default_params, machine, merged, table, timed_stages,  # first: OMP env
+                     write_section)
 
 import numpy as np
 import yaml
@@ -57,37 +56,18 @@ def make_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def child(size: int, over: dict) -> dict:
-    import augflow.stages.augment, augflow.stages.evaluate, augflow.stages.filter, augflow.stages.generate  # noqa: F401,E401
-    import augflow.stages.prepare, augflow.stages.track, augflow.stages.train, augflow.stages.validate  # noqa: F401,E401
-    import great_expectations, mlflow, mlflow.pytorch  # noqa: F401,E401  (imports are not timed)
-    from augflow.cli import run_stage
 
     params = merged(default_params(), {"data": {"source": "npz", "path": "data/raw/set.npz"}})
     params = merged(params, over)
-    out: dict = {"seconds": {}, "rss_gib": {}}
     with tempfile.TemporaryDirectory(prefix="augflow-bench-scale-") as ws:
         ws = Path(ws)
         (ws / "data" / "raw").mkdir(parents=True)
         x, y = make_images(size)
         np.savez(ws / "data" / "raw" / "set.npz", X=x, y=y)
         (ws / "params.yaml").write_text(yaml.safe_dump(params))
-        for stage in STAGES:
-            t0 = time.perf_counter()
-            try:
-                m = run_stage(stage, ws / "params.yaml", ws)
-            except Exception as err:   # report, don't hide: the size stops at the failing stage
-                out["error"] = f"{stage}: {type(err).__name__}: {str(err)[:300]}"
-                break
-            out["seconds"][stage] = time.perf_counter() - t0
-            out["rss_gib"][stage] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-            if stage == "prepare":
-                out["n_train"] = m["n_train"]
-            if stage == "train":
-                out["epochs"] = m["epochs_run"]
-            if stage == "filter":
-                out["kept"] = f"{m['n_kept']}/{m['n_generated']}"
-            print(json.dumps({stage: out["seconds"][stage]}), file=sys.stderr, flush=True)
-    return out
+        # a line per stage on stderr, so a run stopped by hand still shows what it reached
+        return timed_stages(ws, lambda stage, s: print(json.dumps({stage: s}), file=sys.stderr,
+                                                            flush=True))
 
 
 def section(results: list[dict], over: str, command: str) -> str:

@@ -56,11 +56,11 @@ def test_divergence_is_retried_with_a_lower_learning_rate():
         with_lr_backoff(attempt, 1.0, retries=1, backoff=0.5)
 
 
-def test_resumed_training_equals_uninterrupted_training():
+def _killed_and_resumed(cfg: VAEConfig, kill_at: int):
+    """(uninterrupted fit, its result, the fit killed after the state of epoch `kill_at` and
+    resumed from it, its result)."""
     x, y = _data()
-    cfg = VAEConfig(latent_dim=4, hidden_dims=(32,), max_epochs=30, patience=30, resume_every=10)
     full, full_res, _ = train_cvae(x, y, x, y, 3, cfg, seed=5)
-
     saved = []
 
     class Killed(Exception):
@@ -68,15 +68,21 @@ def test_resumed_training_equals_uninterrupted_training():
 
     def save_then_die(state):
         saved.append(state)
-        if state["epoch"] == 20:
+        if state["epoch"] == kill_at:
             raise Killed
 
     with pytest.raises(Killed):
         train_cvae(x, y, x, y, 3, cfg, seed=5, on_state=save_then_die)
     resumed, res, _ = train_cvae(x, y, x, y, 3, cfg, seed=5, resume=saved[-1])
-    assert res.epochs_run == full_res.epochs_run == 30
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+    return full_res, res
+
+
+def test_resumed_training_equals_uninterrupted_training():
+    cfg = VAEConfig(latent_dim=4, hidden_dims=(32,), max_epochs=30, patience=30, resume_every=10)
+    full_res, res = _killed_and_resumed(cfg, kill_at=20)
+    assert res.epochs_run == full_res.epochs_run == 30
 
 
 def _fit_counting(x, y, **settings):
@@ -117,26 +123,10 @@ def test_max_steps_stops_mid_epoch_and_still_scores_validation():
 
 
 def test_a_step_budget_resumes_to_the_same_weights():
-    x, y = _data()
     cfg = VAEConfig(latent_dim=4, hidden_dims=(32,), max_epochs=30, patience=30, resume_every=5,
                     batch_size=64, max_steps=35, epoch_rows=150)   # 3 steps an epoch: 12 epochs
-    full, full_res, _ = train_cvae(x, y, x, y, 3, cfg, seed=5)
-    saved = []
-
-    class Killed(Exception):
-        pass
-
-    def save_then_die(state):
-        saved.append(state)
-        if state["epoch"] == 10:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train_cvae(x, y, x, y, 3, cfg, seed=5, on_state=save_then_die)
-    resumed, res, _ = train_cvae(x, y, x, y, 3, cfg, seed=5, resume=saved[-1])
+    full_res, res = _killed_and_resumed(cfg, kill_at=10)
     assert res.steps == full_res.steps == 35 and res.epochs_run == full_res.epochs_run == 12
-    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
-        assert torch.equal(a, b)
 
 
 def test_copies_fill_one_epoch_and_no_more():
