@@ -78,13 +78,13 @@ def section(results: list[dict], over: str, command: str) -> str:
                      r.get("kept", "-"),
                      *(f"{sec[s]:.0f}" if s in sec else ("stopped" if "error" in r else "-")
                        for s in STAGES),
-                     f"{sum(sec.values()) / 60:.1f}",
+                     ("at least " if "error" in r else "") + f"{sum(sec.values()) / 60:.1f}",
                      f"{max(r['rss_gib'].values()):.2f}" if r["rss_gib"] else "-"])
     errors = [f"- {r['size']:,} images: {r['error']}" for r in results if "error" in r]
     return f"""## 6. MNIST's scale: time per stage at 1k, 10k and 70k images (`bench/mnist_scale.py`)
 
 Command: `{command}`
-Machine: {machine()}
+Machine: {results[0].get("machine", machine())}
 
 28x28 grey digits the bench draws itself (scikit-learn's 8x8 digits upscaled and warped at
 random), source npz; the repo's params.yaml with `--over` merged in: `{over}`. Every stage via
@@ -120,7 +120,7 @@ def main() -> int:
         for size in (int(s) for s in args.sizes.split(",")):
             proc = subprocess.run([sys.executable, __file__, "--size", str(size), "--over",
                                    args.over], stdout=subprocess.PIPE, text=True)
-            r = {"size": size, "command": command, "over": args.over,
+            r = {"size": size, "command": command, "over": args.over, "machine": machine(),
                  **json.loads(proc.stdout.strip().splitlines()[-1])}
             results.append(r)
             print(json.dumps(r), flush=True)
