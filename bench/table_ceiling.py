@@ -106,11 +106,11 @@ def main() -> int:
             stacked = {arm: np.stack(p) for arm, p in preds[clf].items()}
             cells = []
             for arm in ("jitter", "class_gauss", "smote", "oracle"):
-                arms, gain = arm_and_gain_cis(y_all[test], stacked, classes, 1000, 0, treated=arm)
+                ci, gain = arm_and_gain_cis(y_all[test], stacked, classes, 1000, 0, treated=arm)
                 g = gain["accuracy"]
-                cells.append(f"{arms[arm]['accuracy']['mean']:.3f} ({g['mean']:+.3f} "
+                cells.append(f"{ci[arm]['accuracy']['mean']:.3f} ({g['mean']:+.3f} "
                              f"[{g['ci_low']:+.3f}, {g['ci_high']:+.3f}])")
-            print(f"| {level} | {clf} | {arms['real']['accuracy']['mean']:.3f} | "
+            print(f"| {level} | {clf} | {ci['real']['accuracy']['mean']:.3f} | "
                   + " | ".join(cells) + " |", flush=True)
     return 0
 
