@@ -81,7 +81,7 @@ def section(results: list[dict], over: str, command: str) -> str:
                      ("at least " if "error" in r else "") + f"{sum(sec.values()) / 60:.1f}",
                      f"{max(r['rss_gib'].values()):.2f}" if r["rss_gib"] else "-"])
     errors = [f"- {r['size']:,} images: {r['error']}" for r in results if "error" in r]
-    return f"""## 6. MNIST's scale: time per stage at 1k, 10k and 70k images (`bench/mnist_scale.py`)
+    return f"""## 6. Towards MNIST's scale: time per stage as the image set grows (`bench/mnist_scale.py`)
 
 Command: `{command}`
 Machine: {results[0].get("machine", machine())}
