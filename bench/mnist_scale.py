@@ -74,7 +74,8 @@ def section(results: list[dict], over: str, command: str) -> str:
     rows = []
     for r in results:
         sec = r["seconds"]
-        rows.append([f"{r['size']:,}", f"{r.get('n_train', '-'):,}", r.get("epochs", "-"),
+        n_train = f"{r['n_train']:,}" if "n_train" in r else "-"   # none if prepare failed
+        rows.append([f"{r['size']:,}", n_train, r.get("epochs", "-"),
                      r.get("kept", "-"),
                      *(f"{sec[s]:.0f}" if s in sec else ("stopped" if "error" in r else "-")
                        for s in STAGES),

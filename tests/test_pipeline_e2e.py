@@ -45,7 +45,7 @@ def test_flow_run_produces_every_output(pipeline_ws):
     kept = pd.read_parquet(ws / "data/filtered/kept.parquet")
     augmented = pd.read_parquet(ws / "data/augmented/train.parquet")
     assert len(kept) == scores["kept"].sum()
-    # real rows, classic (shifted/rotated) rows as many as kept per class, the kept rows
+    # real rows, classic (shifted/rotated) rows, the kept rows
     origin = augmented["origin"].astype(str)
     assert (origin == "real").sum() == len(train)
     # augment.classic_per_kept (2) classic rows per kept VAE row of each class

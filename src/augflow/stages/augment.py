@@ -102,7 +102,7 @@ def choose_schemes(share_hits: dict[str, np.ndarray], count_hits: dict[str, np.n
     """Per classifier: count when it gets more validation rows right with the count weights
     than with the share weights, else share. A plain majority, not the two-standard-error rule
     of the scale: both schemes add the same rows, and where they differ on test they differed
-    by 7 to 18 points, which 20-50 validation rows see; where they were level either is fine."""
+    by 7 to 19 points, which 20-50 validation rows see; where they were level either is fine."""
     return {c: "count" if count_hits[c].sum() > share_hits[c].sum() else "share"
             for c in share_hits}
 
