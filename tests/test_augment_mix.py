@@ -264,3 +264,25 @@ def test_seed_free_fits_run_once_and_give_what_every_seed_would(monkeypatch):
         once = clf in SEED_FREE_CLASSIFIERS
         assert n_fits == sum(1 if once and a in SEED_FREE_ARMS else 3 for a in arms)
     assert SEED_FREE_CLASSIFIERS == {"logreg", "svm_rbf"}
+
+
+def test_capped_validation_choice_fits_a_subsample_and_writes_every_row(filtered):
+    """evaluate.max_real_rows under the real rows: the choice fits on a stratified 40 of the
+    100 real rows and what was made from them, the file still holds every row, and the
+    report says how many rows the choice saw."""
+    from augflow.stages.augment import fit_subset, run_augment
+
+    paths = filtered
+    full = run_augment(AugmentConfig(), ["logreg"], 0, paths)
+    assert full["mix"]["fit_rows"] == {"real": 100, "all": full["n_total"]}
+    m = run_augment(AugmentConfig(), ["logreg"], 0, paths, max_real_rows=40)
+    assert (m["n_real"], m["n_total"]) == (100, full["n_total"])
+    fit = m["mix"]["fit_rows"]
+    assert fit["real"] == 40 and 40 < fit["all"] < 0.6 * m["n_total"]
+    assert "a stratified 40 of the 100 real rows" in paths.augment_report.read_text()
+    df = pd.read_parquet(paths.augmented)
+    rows = fit_subset(df, pd.read_parquet(paths.kept), df["label"].to_numpy(), 40, 0)
+    real = df.index[(df["origin"] == "real").to_numpy() & rows]
+    assert np.bincount(df.loc[real, "label"]).tolist() == [4] * 10
+    classic = df.loc[rows & df["origin"].str.startswith("classic:").to_numpy(), "origin"]
+    assert set(classic.str.split(":").str[1].astype(int)) <= set(real)

@@ -206,6 +206,10 @@ class EvaluateConfig(_Strict):
     promote_min_gain: float = Field(0.0, ge=-1, le=1)
     runner: Literal["local", "dask"] = "local"   # dask: fits on a local Dask cluster (prefect-dask)
     dask_workers: int = Field(2, ge=1, le=64)
+    # More real train rows than this: augment's validation choice and every evaluate fit use a
+    # stratified subsample of this many, with the added rows made from them
+    # (augflow.evaluation.subsample); None: every row. The RBF SVM is quadratic in rows.
+    max_real_rows: int | None = Field(3000, ge=20)
 
     @model_validator(mode="after")
     def _known_promotion_classifier(self) -> EvaluateConfig:

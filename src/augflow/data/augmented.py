@@ -30,6 +30,21 @@ def origin_kinds(origin: np.ndarray) -> np.ndarray:
                                               "synthetic")).astype(object)
 
 
+def origin_parents(origin: np.ndarray, parent_of: dict[str, int]) -> np.ndarray:
+    """Per row of the augmented set, the real train row it was made from, -1 for none: a real
+    row is its own parent (real rows come first, in train order), classic:<i> is row i, a
+    synthetic row's is its sample's gen_parent (`parent_of`: sample_id -> gen_parent)."""
+    s = pd.Series(origin, dtype=str)
+    real = (s == REAL).to_numpy()
+    out = np.full(len(s), -1, np.int64)
+    out[real] = np.arange(int(real.sum()))
+    classic = s.str.startswith("classic:").to_numpy()
+    out[classic] = s[classic].str.slice(len("classic:")).astype(np.int64).to_numpy()
+    other = ~(real | classic)
+    out[other] = [parent_of.get(o, -1) for o in s[other]]
+    return out
+
+
 def read_augmented(path: str | Path, schema: Schema
                    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """The augmented table back in model space, as the evaluation trains on it: (x, y, the

@@ -32,8 +32,10 @@ import torch
 
 from augflow.evaluation.arms import classic_variants
 from augflow.evaluation.classifiers import fit_weighted, make_classifier
+from augflow.evaluation.subsample import follow_parents, real_subset
 from augflow.config import AugmentConfig
-from augflow.data.augmented import ORIGIN, REAL, WEIGHT, WEIGHT_COUNT, WEIGHTS, origin_kinds
+from augflow.data.augmented import (ORIGIN, REAL, WEIGHT, WEIGHT_COUNT, WEIGHTS, origin_kinds,
+                                    origin_parents)
 from augflow.data.schema import Schema, frame_xy, read_schema, read_xy
 from augflow.data.table import codes_from_names, label_codes, make_table
 from augflow.device import resolve_device
@@ -138,14 +140,36 @@ def _unweighted_table(cfg: AugmentConfig, schema: Schema, paths: Paths, seed: in
     return augment_table(real, extra, schema)
 
 
+def fit_subset(table: pd.DataFrame, kept: pd.DataFrame, y: np.ndarray, cap: int | None,
+               seed: int) -> np.ndarray | None:
+    """Which rows of the augmented table the validation choice fits on under
+    evaluate.max_real_rows: the same stratified real rows evaluate uses and the added rows made
+    from them (augflow.evaluation.subsample); None for all."""
+    real = (table[ORIGIN] == REAL).to_numpy()
+    keep = real_subset(y[real], cap, seed)
+    if keep is None:
+        return None
+    parent_of = (dict(zip(kept["sample_id"].astype(str), kept["gen_parent"].astype(np.int64)))
+                 if "gen_parent" in kept.columns else {})
+    origin = table[ORIGIN].astype(str).to_numpy(dtype=object)
+    return follow_parents(origin_parents(origin, parent_of), origin, keep, seed)
+
+
 def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray,
                    shares: dict[str, float], schema: Schema, paths: Paths,
-                   classifiers: list[str], seed: int, device: torch.device | None = None) -> dict:
+                   classifiers: list[str], seed: int, device: torch.device | None = None,
+                   max_real_rows: int | None = None) -> dict:
     """augment.select=val: the scale of the shares and each classifier's weighting scheme,
-    chosen on validation rows, with the validation accuracies behind the choice."""
+    chosen on validation rows, with the validation accuracies behind the choice. Over
+    `max_real_rows` real rows the fits use a subsample (fit_subset); the weights follow the
+    same formula on it."""
     xa = schema.encoder.transform(table, "augmented")
     ya = codes_from_names(table[schema.label_column].to_numpy(), schema.class_names,
                           "augmented", schema.label_column)
+    kept = pd.read_parquet(paths.kept) if paths.kept.is_file() else pd.DataFrame()
+    rows = fit_subset(table, kept, ya, max_real_rows, seed)
+    if rows is not None:
+        xa, ya, kinds = xa[rows], ya[rows], kinds[rows]
     xv, yv = read_xy(paths.split("val"), schema)
     hits = {float(k): val_correct(xa, ya, mix_weights(kinds, {s: v * k for s, v in shares.items()}),
                                   xv, yv, classifiers, seed, device) for k in cfg.scales}
@@ -164,7 +188,8 @@ def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray,
             "scores": {k: float(c.mean()) for k, c in correct.items()},
             "per_classifier": {name: {f"{k:g}": float(h[name].mean()) for k, h in hits.items()}
                                for name in classifiers},
-            "count_accuracy": count_accuracy}
+            "count_accuracy": count_accuracy,
+            "fit_rows": {"real": int((kinds == REAL).sum()), "all": int(len(ya))}}
 
 
 def _count_scheme_applies(cfg: AugmentConfig, kinds: np.ndarray) -> bool:
@@ -175,11 +200,11 @@ def _count_scheme_applies(cfg: AugmentConfig, kinds: np.ndarray) -> bool:
 
 
 def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Paths,
-                device: str = "auto") -> dict:
+                device: str = "auto", max_real_rows: int | None = None) -> dict:
     """Write the augmented training set (real, classic and kept synthetic rows with their
     origin, sample_weight and, for images, sample_weight_count) and report how the mix was
     chosen. `device` (params.yaml's): where the torch classifier (mlp) trains on the
-    validation choice."""
+    validation choice; `max_real_rows` (evaluate's): the row cap of its fits."""
     dev = resolve_device(device)
     schema = read_schema(paths.schema)
     table = _unweighted_table(cfg, schema, paths, seed)
@@ -188,7 +213,8 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
     picked: dict = {"scale": 1.0, "n_val": 0, "schemes": {c: "share" for c in classifiers},
                     "scores": {}, "per_classifier": {}, "count_accuracy": {}}
     if cfg.select == "val":
-        picked = _select_on_val(cfg, table, kinds, shares, schema, paths, classifiers, seed, dev)
+        picked = _select_on_val(cfg, table, kinds, shares, schema, paths, classifiers, seed, dev,
+                                max_real_rows)
     scale = picked["scale"]
     chosen = {s: v * scale for s, v in shares.items()}
     weights = {"share": mix_weights(kinds, chosen)}
@@ -212,6 +238,8 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
                  "n_val": picked["n_val"], "helped_on_val": bool(helped),
                  "scheme": picked["schemes"], "row_weights": row_weights,
                  "synthetic_row_weight": cfg.synthetic_row_weight}
+    if "fit_rows" in picked:
+        mix["fit_rows"] = picked["fit_rows"]
     if WEIGHT_COUNT in table:
         mix["weight_fraction_count"] = _weight_fraction(table[WEIGHT_COUNT], kinds, counts)
     metrics = {"n_real": counts[REAL], "n_classic": counts["classic"],
@@ -240,6 +268,11 @@ def augment_report_md(m: dict, classifiers: list[str]) -> str:
                       f"{', '.join(classifiers)}; the test split is never read here):", "",
                   "| scale of the shares | mean | " + " | ".join(classifiers) + " |",
                   "| --- " * (len(classifiers) + 2) + "|"]
+        fit = mix.get("fit_rows", {})
+        if fit and fit["real"] < m["n_real"]:
+            lines[-3:-3] = [f"The classifiers fitted on a stratified {fit['real']} of the "
+                            f"{m['n_real']} real rows and the added rows made from them, "
+                            f"{fit['all']} rows in all (evaluate.max_real_rows).", ""]
         per = mix["val_accuracy_per_classifier"]
         lines += [f"| {k} | {v:.3f} | " + " | ".join(f"{per[c][k]:.3f}" for c in classifiers)
                   + " |" for k, v in mix["val_accuracy"].items()]

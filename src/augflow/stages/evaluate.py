@@ -15,15 +15,17 @@ from augflow.evaluation.arms import SEED_FREE_ARMS, arm_training_set
 from augflow.evaluation.classifiers import SEED_FREE_CLASSIFIERS, fit_weighted, make_classifier
 from augflow.config import EvaluateConfig, FilterConfig
 from augflow.checkpoints import load_extractor
-from augflow.data.augmented import WEIGHTS, added_weight_fraction, read_augmented
+from augflow.data.augmented import (ORIGIN, WEIGHTS, added_weight_fraction, origin_parents,
+                                    read_augmented)
 from augflow.data.schema import Schema, frame_xy, read_schema, read_xy
 from augflow.device import resolve_device
 from augflow.errors import AugflowError
-from augflow.io import read_json, write_bytes, write_json
+from augflow.io import read_json, read_parquet, write_bytes, write_json
 from augflow.paths import Paths
 from augflow.quality.fidelity import KID_NOTE, fidelity_report
 from augflow.runners import FitJob, run_jobs
 from augflow.evaluation.stats import arm_and_gain_cis
+from augflow.evaluation.subsample import NO_PARENT, follow_parents, real_subset
 
 log = logging.getLogger("augflow.evaluate")
 # Metrics in metrics/evaluate.json; per-class recall goes to plots/per_class_recall.csv.
@@ -71,11 +73,20 @@ def predictions(clf_name: str, arms: Sequence[str], data: dict, x_test: np.ndarr
     return {arm: np.vstack(p * (n_seeds // len(p))) for arm, p in by_arm.items()}
 
 
+def _lineage(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(sample ids, gen_parent) of a samples or kept table; -1 where no parent is recorded."""
+    parents = (df["gen_parent"].to_numpy(np.int64) if "gen_parent" in df.columns
+               else np.full(len(df), NO_PARENT, np.int64))
+    return df["sample_id"].astype(str).to_numpy(dtype=object), parents
+
+
 def arm_data(paths: Paths, schema: Schema, scheme: dict[str, str] | None = None
              ) -> tuple[dict, np.ndarray, np.ndarray]:
     """Every arm's source rows in model space, and the test split's. `scheme`: the augment
-    stage's weighting scheme per classifier (its metrics' mix.scheme; share when absent)."""
-    xg, yg = read_xy(paths.samples, schema)
+    stage's weighting scheme per classifier (its metrics' mix.scheme; share when absent).
+    data["lineage"] holds each added set's (ids, parent train rows), for the row cap."""
+    samples = read_parquet(paths.samples)
+    xg, yg = frame_xy(samples, schema, str(paths.samples))
     kept_df = pd.read_parquet(paths.kept)
     kept = frame_xy(kept_df, schema, str(paths.kept)) if len(kept_df) else (xg[:0], yg[:0])
     xa, ya, weights = read_augmented(paths.augmented, schema)
@@ -85,11 +96,42 @@ def arm_data(paths: Paths, schema: Schema, scheme: dict[str, str] | None = None
             raise AugflowError(f"{clf} was given the {name} weights, which the augmented set "
                                "does not hold; rerun the augment stage", file=str(paths.augmented),
                                field=WEIGHTS[name], rule="required")
+    kept_lineage = _lineage(kept_df) if len(kept_df) else (np.zeros(0, object),
+                                                            np.zeros(0, np.int64))
+    origin = pd.read_parquet(paths.augmented, columns=[ORIGIN])[ORIGIN].astype(str).to_numpy(
+        dtype=object)
+    parent_of = dict(zip(*_lineage(samples)))
     data = {"real": read_xy(paths.split("train"), schema), "kept": kept, "generated": (xg, yg),
             "augmented": (xa, ya, weights["share"]), "augmented_weights": weights,
-            "scheme": scheme}
+            "scheme": scheme,
+            "lineage": {"generated": _lineage(samples), "kept": kept_lineage,
+                        "augmented": (origin, origin_parents(origin, parent_of))}}
     xt, yt = read_xy(paths.split("test"), schema)
     return data, xt, yt
+
+
+def cap_fit_rows(data: dict, cap: int | None, seed: int) -> tuple[dict, dict]:
+    """The data the classifiers fit on under evaluate.max_real_rows: a stratified subsample of
+    the real rows and the added rows made from them (augflow.evaluation.subsample), with how
+    many rows that is. Under the cap, the data as it is."""
+    xr, yr = data["real"]
+    keep = real_subset(yr, cap, seed)
+    info = {"max_real_rows": cap, "real_rows": int(len(yr)),
+            "real_rows_fitted": int(len(yr) if keep is None else keep.sum())}
+    if keep is None:
+        info["augmented_rows_fitted"] = int(len(data["augmented"][1]))
+        return data, info
+    lineage = data["lineage"]
+    mask = {k: follow_parents(lineage[k][1], lineage[k][0], keep, seed) for k in lineage}
+    xa, ya, wa = data["augmented"]
+    m = mask["augmented"]
+    out = {**data, "real": (xr[keep], yr[keep]),
+           "kept": tuple(a[mask["kept"]] for a in data["kept"]),
+           "generated": tuple(a[mask["generated"]] for a in data["generated"]),
+           "augmented": (xa[m], ya[m], wa[m]),
+           "augmented_weights": {k: w[m] for k, w in data["augmented_weights"].items()}}
+    info["augmented_rows_fitted"] = int(m.sum())
+    return out, info
 
 
 def promotion_decision(result: dict, cfg: EvaluateConfig, added_weight: float = 1.0) -> dict:
@@ -120,16 +162,18 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
     augment = read_json(paths.metrics("augment")) if paths.metrics("augment").is_file() else {}
     scheme = augment.get("mix", {}).get("scheme", {})
     data, xt_s, yt = arm_data(paths, schema, scheme)
+    fit_data, fit_rows = cap_fit_rows(data, cfg.max_real_rows, seed)
     image_shape = schema.image_shape
     arms = [a for a in cfg.arms if a != "classic" or image_shape is not None]
     classes = np.asarray(schema.classes)
 
-    result: dict = {"n_seeds": cfg.n_seeds, "n_test": int(len(yt)), "classifiers": {}}
+    result: dict = {"n_seeds": cfg.n_seeds, "n_test": int(len(yt)), "fit_rows": fit_rows,
+                    "classifiers": {}}
     table_rows: list[dict] = []
     recall_rows: list[dict] = []
     for clf in cfg.classifiers:
         log.info("evaluating %s on arms %s x %d seeds", clf, arms, cfg.n_seeds)
-        preds = predictions(clf, arms, data, xt_s, image_shape, cfg.n_seeds, seed, cfg.runner,
+        preds = predictions(clf, arms, fit_data, xt_s, image_shape, cfg.n_seeds, seed, cfg.runner,
                             cfg.dask_workers, dev)
         arm_ci, gain = arm_and_gain_cis(yt, preds, classes, cfg.n_bootstrap, seed)
         headline = lambda d: {m: v for m, v in d.items() if m in HEADLINE_METRICS}
@@ -183,6 +227,13 @@ def evaluate_report_md(result: dict) -> str:
     lines = ["# Evaluation report", "",
              f"{result['n_seeds']} seeds per arm; {result['n_test']} untouched real test rows. "
              "Mean with 95% bootstrap CI over seeds and test rows.", ""]
+    rows = result.get("fit_rows", {})
+    if rows.get("real_rows_fitted", 0) < rows.get("real_rows", 0):
+        lines += [f"**Measured as if you had {rows['real_rows_fitted']} labelled rows**: every "
+                  f"classifier fits on a stratified {rows['real_rows_fitted']} of the "
+                  f"{rows['real_rows']} real train rows and the {rows['augmented_rows_fitted']} "
+                  "augmented rows made from them (evaluate.max_real_rows, README \"At scale\"). "
+                  "With all the rows the gain is likely smaller.", ""]
     for clf, r in result["classifiers"].items():
         weights = {"share": "`sample_weight`", "count": "`sample_weight_count`"}[
             result.get("scheme", {}).get(clf, "share")]
