@@ -136,3 +136,32 @@ def test_copies_fill_one_epoch_and_no_more():
     assert copies_for(10, 6800, 16384) == 2      # 10k images: 20,400 rows
     assert copies_for(10, 47600, 16384) == 0     # MNIST's size: the real rows fill it
     assert copies_for(10, 47600, None) == 10 and copies_for(3, 0, 16384) == 3
+
+
+def test_auto_step_budget_binds_the_conv_models_and_not_the_mlp(monkeypatch):
+    """max_steps: auto gives the conv VAE and the CNN extractor arch.CONV_AUTO_STEPS steps and
+    the MLP none; a number or null is taken as set."""
+    from augflow.config import ExtractorConfig
+    from augflow.models import arch
+    from augflow.models.arch import CONV_AUTO_STEPS, step_budget
+    from augflow.quality.extractor import fit_extractor
+
+    assert step_budget("auto", "conv", "conv") == CONV_AUTO_STEPS == 2000
+    assert step_budget("auto", "mlp", "conv") is None
+    assert step_budget(7, "mlp", "conv") == 7 and step_budget(None, "cnn", "cnn") is None
+    monkeypatch.setattr(arch, "CONV_AUTO_STEPS", 5)   # the wiring, in seconds instead of minutes
+    rng = np.random.default_rng(0)
+    x = rng.random((96, 28 * 28)).astype(np.float32)
+    y = np.arange(96) % 2
+    shape = (28, 28, 1)
+    base = dict(max_epochs=20, patience=20, batch_size=32)   # 3 steps an epoch, 60 without a cap
+    _, res, _ = train_cvae(x, y, x, y, 2, VAEConfig(**base, latent_dim=2, conv_channels=(4, 8),
+                                                    train_copies=0), 0, image_shape=shape)
+    assert res.steps == 5
+    _, res = fit_extractor(x, y, x, y, 2, ExtractorConfig(**base, conv_channels=(4, 8)), 0,
+                           image_shape=shape)
+    assert res.steps == 5
+    _, res, _ = train_cvae(x[:, :16], y, x[:, :16], y, 2,
+                           VAEConfig(max_epochs=4, patience=4, batch_size=32, latent_dim=2,
+                                     hidden_dims=(8,)), 0)
+    assert res.steps == 12                                    # the MLP: every epoch, no cap

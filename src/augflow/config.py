@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -78,6 +78,10 @@ class DataConfig(_Strict):
         return self
 
 
+# an optimizer-step budget: a number, auto (a default per architecture) or null (none)
+Steps = Annotated[int, Field(ge=1)] | Literal["auto"] | None
+
+
 class VAEConfig(_Strict):
     latent_dim: int = Field(16, ge=1, le=1024)
     hidden_dims: tuple[int, ...] = (256, 128)
@@ -99,9 +103,10 @@ class VAEConfig(_Strict):
     # An epoch is at most epoch_rows rows (a fresh random subset each epoch; null: every row),
     # and copies are only made to fill one: a large set gets fewer or none. Digits (1221 train
     # rows x 11) stays under it and trains as before. max_steps caps the optimizer steps in all
-    # (null: max_epochs and patience alone decide). README, "At scale".
+    # (null: max_epochs and patience alone decide; auto: 2000 for the conv VAE, none for the
+    # MLP, augflow.models.arch.step_budget). README, "At scale".
     epoch_rows: int | None = Field(16384, ge=1)
-    max_steps: int | None = Field(None, ge=1)
+    max_steps: Steps = "auto"
 
 
 class GenerateConfig(_Strict):
@@ -127,7 +132,7 @@ class ExtractorConfig(_Strict):
     arch: Literal["auto", "mlp", "cnn"] = "auto"
     conv_channels: tuple[int, ...] = (16, 32)
     epoch_rows: int | None = Field(16384, ge=1)   # as vae.epoch_rows and vae.max_steps
-    max_steps: int | None = Field(None, ge=1)
+    max_steps: Steps = "auto"   # auto: 2000 for the CNN
 
 
 class Threshold(_Strict):

@@ -18,8 +18,10 @@ def test_real_subset_is_all_rows_under_the_cap_and_stratified_over_it():
     assert [int(keep[y == c].sum()) for c in range(4)] == [20, 60, 10, 110]
     assert (real_subset(y, 200, 0) == keep).all()               # one seed, one subsample
     assert (real_subset(y, 200, 1) != keep).any()
+    odd = np.repeat(np.arange(3), [333, 333, 334])               # shares that do not round
+    assert real_subset(odd, 100, 0).sum() == 100
     rare = np.concatenate([np.zeros(999, int), [1]])            # a class of one row stays
-    assert real_subset(rare, 10, 0)[-1]
+    assert real_subset(rare, 10, 0)[-1] and real_subset(rare, 10, 0).sum() == 11
 
 
 def test_added_rows_follow_their_parent_and_orphans_are_decided_by_id():

@@ -7,7 +7,7 @@ x 784 one fit takes about 30 minutes on these 2 cores (BENCHMARKS section 6), an
 fits it 14 times. Why the added rows follow their parents: a classic row or a local VAE
 sample is a variant of one real row, so keeping it without its parent would hand the fit a
 variant of a row it does not have. Rows drawn from a per-class fit or the prior have no
-parent and are kept at the same rate per class. Every source is thinned at about the same
+parent and are kept at the real rows' rate, by a stable hash of their id. Every source is thinned at about the same
 rate, so each source's share of the total weight stays what augment gave it.
 
 Pure numpy: no files, no stages."""
@@ -23,22 +23,27 @@ NO_PARENT = -1
 _STREAM = 7_919
 
 
-def _stratified(y: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """A mask keeping round(rate x n_c) rows of each class c (at least one), at random."""
+def _stratified(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """A mask keeping n rows in all, each class c its share n x n_c / len(y) (at least one;
+    the rounding remainder goes to the classes with the largest fractions), at random."""
+    classes, counts = np.unique(y, return_counts=True)
+    exact = n * counts / len(y)
+    take = np.floor(exact).astype(int)
+    take[np.argsort(-(exact - take), kind="stable")[:n - take.sum()]] += 1
+    take = np.clip(take, 1, counts)
     keep = np.zeros(len(y), bool)
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        take = min(len(idx), max(1, int(round(rate * len(idx)))))
-        keep[rng.choice(idx, size=take, replace=False)] = True
+    for c, k in zip(classes, take):
+        keep[rng.choice(np.flatnonzero(y == c), size=k, replace=False)] = True
     return keep
 
 
 def real_subset(y_real: np.ndarray, cap: int | None, seed: int) -> np.ndarray | None:
     """Which real train rows the fits use: None (all of them) at or under the cap, else a
-    stratified mask of about `cap` rows, the same for one seed."""
+    stratified mask of `cap` rows (more only when a class would otherwise get none), the same
+    for one seed."""
     if cap is None or len(y_real) <= cap:
         return None
-    return _stratified(y_real, cap / len(y_real), np.random.default_rng(seed + _STREAM))
+    return _stratified(y_real, cap, np.random.default_rng(seed + _STREAM))
 
 
 def _unit(key: str) -> float:

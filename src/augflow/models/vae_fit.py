@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from augflow.config import VAEConfig
-from augflow.models.arch import pick_arch
+from augflow.models.arch import pick_arch, step_budget
 from augflow.models.cvae import CVAE, cvae_loss
 from augflow.models.fitting import FitSettings, fit, with_lr_backoff
 
@@ -31,6 +31,8 @@ def train_cvae(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarra
         return parts.total, {"recon": parts.recon.item(), "kl": parts.kl.item()}
 
     holder: dict = {}
+    max_steps = step_budget(cfg.max_steps, pick_arch(cfg.arch, image_shape, "conv", "vae.arch"),
+                            "conv")
 
     def attempt(lr: float):
         torch.manual_seed(seed)
@@ -40,7 +42,7 @@ def train_cvae(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarra
         settings = FitSettings(lr=lr, batch_size=cfg.batch_size, max_epochs=cfg.max_epochs,
                                patience=cfg.patience, seed=seed, name="cvae",
                                state_every=cfg.resume_every, device=device,
-                               epoch_rows=cfg.epoch_rows, max_steps=cfg.max_steps)
+                               epoch_rows=cfg.epoch_rows, max_steps=max_steps)
         return fit(holder["model"], loss_fn, (torch.from_numpy(x), torch.from_numpy(y)),
                    (torch.from_numpy(x_val), torch.from_numpy(y_val)), settings, state, emit)
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from augflow.config import ExtractorConfig
-from augflow.models.arch import pick_arch
+from augflow.models.arch import pick_arch, step_budget
 from augflow.models.classifier import ClassifierBase, MLPClassifier, classification_loss
 from augflow.models.fitting import FitResult, FitSettings, fit
 
@@ -29,7 +29,8 @@ def fit_extractor(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.nda
     settings = FitSettings(lr=cfg.lr, batch_size=cfg.batch_size, max_epochs=cfg.max_epochs,
                            patience=cfg.patience, seed=seed, weight_decay=cfg.weight_decay,
                            name="extractor", device=device, epoch_rows=cfg.epoch_rows,
-                           max_steps=cfg.max_steps)
+                           max_steps=step_budget(cfg.max_steps, pick_arch(
+                               cfg.arch, image_shape, "cnn", "extractor.arch"), "cnn"))
     result = fit(model, classification_loss, (torch.from_numpy(x), torch.from_numpy(y)),
                  (torch.from_numpy(x_val), torch.from_numpy(y_val)), settings)
     return model.eval(), result

@@ -264,15 +264,15 @@ def augment_report_md(m: dict, classifiers: list[str]) -> str:
                  ("synthetic", m["n_synthetic"])):
         lines.append(f"| {k} | {n} | {100 * mix['weight_fraction'][k]:.1f}% |")
     if mix["select"] == "val":
+        fit = mix.get("fit_rows", {})
+        if fit and fit["real"] < m["n_real"]:
+            lines += ["", f"The classifiers below fitted on a stratified {fit['real']} of the "
+                          f"{m['n_real']} real rows and the added rows made from them, "
+                          f"{fit['all']} rows in all (evaluate.max_real_rows)."]
         lines += ["", f"Shares chosen on {mix['n_val']} validation rows (mean accuracy of "
                       f"{', '.join(classifiers)}; the test split is never read here):", "",
                   "| scale of the shares | mean | " + " | ".join(classifiers) + " |",
                   "| --- " * (len(classifiers) + 2) + "|"]
-        fit = mix.get("fit_rows", {})
-        if fit and fit["real"] < m["n_real"]:
-            lines[-3:-3] = [f"The classifiers fitted on a stratified {fit['real']} of the "
-                            f"{m['n_real']} real rows and the added rows made from them, "
-                            f"{fit['all']} rows in all (evaluate.max_real_rows).", ""]
         per = mix["val_accuracy_per_classifier"]
         lines += [f"| {k} | {v:.3f} | " + " | ".join(f"{per[c][k]:.3f}" for c in classifiers)
                   + " |" for k, v in mix["val_accuracy"].items()]
