@@ -70,22 +70,15 @@ def test_wine_csv_runs_end_to_end_in_the_users_columns(wine_ws):
     assert _accuracy(ev, "logreg", "real") > 0.85
     assert _accuracy(ev, "logreg", "augmented") > 0.85
     assert _accuracy(ev, "logreg", "synthetic_only") > 0.7
-    rows = ev["fit_rows"]
-    assert (rows["real_rows"], rows["real_rows_fitted"]) == (160, 100)
-    aug = _json(ws, "metrics/augment.json")
-    assert aug["mix"]["fit_rows"]["real"] == 100 and aug["n_real"] == 160
-    # augment's choice and evaluate fitted the same rows: the same subsample, the same count
-    assert aug["mix"]["fit_rows"]["all"] == rows["augmented_rows_fitted"]
-    assert "Measured as if you had 100 labelled rows" in (
-        ws / "data/reports/evaluate.md").read_text()
     assert "up to date" in dvc(ws, "status").stdout
 
 
 @pytest.fixture(scope="module")
 def image_ws(tmp_path_factory):
-    # 160 real train rows over a row cap of 100: augment and evaluate fit on a subsample
-    ws = make_workspace(tmp_path_factory.mktemp("images"),
-                        merged(IMAGE_PARAMS, {"evaluate": {"max_real_rows": 100}}))
+    # 160 real train rows over a row cap of 100: augment and evaluate fit on a subsample;
+    # evaluate scores a subsample of the test rows
+    ws = make_workspace(tmp_path_factory.mktemp("images"), merged(IMAGE_PARAMS, {
+        "evaluate": {"max_real_rows": 100, "max_test_rows": 40}}))
     write_digit_pngs(ws / "data/raw/digits28", classes=(0, 1, 2, 3), per_class=60)
     dvc(ws, "repro")
     return ws
@@ -113,14 +106,16 @@ def test_image_folder_runs_end_to_end_with_conv_models(image_ws):
     assert _accuracy(ev, "logreg", "real") > 0.9
     assert _accuracy(ev, "logreg", "augmented") > 0.9
     assert _accuracy(ev, "logreg", "synthetic_only") > 0.7
-    rows = ev["fit_rows"]
+    rows = ev["rows"]
     assert (rows["real_rows"], rows["real_rows_fitted"]) == (160, 100)
+    assert rows["test_rows_scored"] == ev["n_test"] == 40 < rows["test_rows"]
     aug = _json(ws, "metrics/augment.json")
     assert aug["mix"]["fit_rows"]["real"] == 100 and aug["n_real"] == 160
     # augment's choice and evaluate fitted the same rows: the same subsample, the same count
     assert aug["mix"]["fit_rows"]["all"] == rows["augmented_rows_fitted"]
-    assert "Measured as if you had 100 labelled rows" in (
-        ws / "data/reports/evaluate.md").read_text()
+    report = (ws / "data/reports/evaluate.md").read_text()
+    assert "Measured as if you had 100 labelled rows" in report
+    assert f"a stratified 40 of the {rows['test_rows']} untouched real test rows" in report
     assert "up to date" in dvc(ws, "status").stdout
 
 

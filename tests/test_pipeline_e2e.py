@@ -101,6 +101,13 @@ def test_mlflow_holds_the_run_with_figures_and_a_loadable_model(pipeline_ws):
     assert {"mix.count_scheme.logreg", "mix.count_scheme.random_forest"} <= set(parent.data.metrics)
     assert {"kept_fraction", "fid_kept_vs_train", "promoted"} <= set(parent.data.metrics)
     assert not any(k.startswith("dvc.deps.") for k in parent.data.tags)   # one artifact instead
+    # the splits as dataset inputs, each schema naming every column with its type
+    logged = {d.dataset.name: json.loads(d.dataset.schema)["mlflow_colspec"]
+              for d in parent.inputs.dataset_inputs}
+    assert set(logged) == {"train", "val", "test"}
+    train = pd.read_parquet(ws / "data/prepared/train.parquet")
+    assert [c["name"] for c in logged["train"]] == list(train.columns)
+    assert {c["type"] for c in logged["train"]} <= {"double", "float", "long", "integer", "string"}
     hashes = client.download_artifacts(parent.info.run_id, "dvc/hashes.json")
     assert "dvc.outs.data/augmented/train.parquet" in json.loads(open(hashes).read())
     train_run = next(r for r in runs if r.info.run_name == "train")

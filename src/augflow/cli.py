@@ -45,7 +45,7 @@ def _filter(cfg: Config, p: Paths) -> dict:
 def _augment(cfg: Config, p: Paths) -> dict:
     from augflow.stages.augment import run_augment
     return run_augment(cfg.augment, list(cfg.evaluate.classifiers), cfg.seed, p, cfg.device,
-                       cfg.evaluate.max_real_rows)
+                       cfg.evaluate.max_real_rows, cfg.evaluate.fit_threads)
 
 
 def _evaluate(cfg: Config, p: Paths) -> dict:

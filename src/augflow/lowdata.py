@@ -56,7 +56,7 @@ def _chain(cfg: Config, paths: Paths, subset_seed: int) -> dict:
     run_generate(cfg.generate, cfg.seed, paths, cfg.device)
     run_filter(cfg.filter, cfg.extractor, cfg.seed, paths, cfg.device)
     return run_augment(cfg.augment, list(cfg.evaluate.classifiers), cfg.seed, paths, cfg.device,
-                       cfg.evaluate.max_real_rows)
+                       cfg.evaluate.max_real_rows, cfg.evaluate.fit_threads)
 
 
 def _arm_data(paths: Paths, scheme: dict[str, str]

@@ -41,6 +41,7 @@ from augflow.data.table import codes_from_names, label_codes, make_table
 from augflow.device import resolve_device
 from augflow.io import read_parquet, write_bytes, write_parquet
 from augflow.paths import Paths
+from augflow.runners import run_jobs
 
 def mix_weights(origin_kind: np.ndarray, shares: dict[str, float]) -> np.ndarray:
     """Per-row weights: real rows 1, each other source's rows together share[source] x n_real,
@@ -78,10 +79,13 @@ def _classic_table(xr: np.ndarray, yr: np.ndarray, per_class: dict[int, int], sc
 
 
 def val_correct(x, y, w, xv, yv, classifiers: list[str], seed: int,
-                device: torch.device | None = None) -> dict[str, np.ndarray]:
-    """Per classifier of `evaluate`, trained on (x, y, w): which validation rows it gets right."""
-    return {name: fit_weighted(make_classifier(name, seed, device), x, y, w).predict(xv) == yv
-            for name in classifiers}
+                device: torch.device | None = None, threads: int = 1) -> dict[str, np.ndarray]:
+    """Per classifier of `evaluate`, trained on (x, y, w): which validation rows it gets right.
+    `threads`: fits at once (one while the torch mlp is among them: it seeds globally)."""
+    got = run_jobs(classifiers, lambda name: fit_weighted(make_classifier(name, seed, device),
+                                                          x, y, w).predict(xv) == yv,
+                   threads=1 if "mlp" in classifiers else threads)
+    return dict(zip(classifiers, got))
 
 
 def count_weights(origin_kind: np.ndarray, synthetic_row_weight: float,
@@ -158,7 +162,7 @@ def fit_subset(table: pd.DataFrame, kept: pd.DataFrame, y: np.ndarray, cap: int 
 def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray,
                    shares: dict[str, float], schema: Schema, paths: Paths,
                    classifiers: list[str], seed: int, device: torch.device | None = None,
-                   max_real_rows: int | None = None) -> dict:
+                   max_real_rows: int | None = None, fit_threads: int = 1) -> dict:
     """augment.select=val: the scale of the shares and each classifier's weighting scheme,
     chosen on validation rows, with the validation accuracies behind the choice. Over
     `max_real_rows` real rows the fits use a subsample (fit_subset); the weights follow the
@@ -171,8 +175,16 @@ def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray,
     if rows is not None:
         xa, ya, kinds = xa[rows], ya[rows], kinds[rows]
     xv, yv = read_xy(paths.split("val"), schema)
-    hits = {float(k): val_correct(xa, ya, mix_weights(kinds, {s: v * k for s, v in shares.items()}),
-                                  xv, yv, classifiers, seed, device) for k in cfg.scales}
+    weights = {float(k): mix_weights(kinds, {s: v * k for s, v in shares.items()})
+               for k in cfg.scales}
+    jobs = [(k, name) for k in weights for name in classifiers]
+    # the torch mlp seeds through torch's global generator: then one fit at a time
+    got = run_jobs(jobs, lambda job: fit_weighted(make_classifier(job[1], seed, device), xa, ya,
+                                                  weights[job[0]]).predict(xv) == yv,
+                   threads=1 if "mlp" in classifiers else fit_threads)
+    hits: dict[float, dict[str, np.ndarray]] = {k: {} for k in weights}
+    for (k, name), h in zip(jobs, got):
+        hits[k][name] = h
     # the choice is on the mean over classifiers; each one's accuracy is reported too, so a
     # classifier the mix hurts on validation is visible, not averaged away
     correct = {k: np.mean(list(h.values()), axis=0) for k, h in hits.items()}
@@ -181,7 +193,7 @@ def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray,
     count_accuracy: dict[str, float] = {}
     if scale > 0 and _count_scheme_applies(cfg, kinds):
         count_hits = val_correct(xa, ya, count_weights(kinds, cfg.synthetic_row_weight), xv, yv,
-                                 classifiers, seed, device)
+                                 classifiers, seed, device, fit_threads)
         schemes = choose_schemes(hits[scale], count_hits)
         count_accuracy = {c: float(h.mean()) for c, h in count_hits.items()}
     return {"scale": scale, "n_val": int(len(yv)), "schemes": schemes,
@@ -200,11 +212,13 @@ def _count_scheme_applies(cfg: AugmentConfig, kinds: np.ndarray) -> bool:
 
 
 def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Paths,
-                device: str = "auto", max_real_rows: int | None = None) -> dict:
+                device: str = "auto", max_real_rows: int | None = None,
+                fit_threads: int = 1) -> dict:
     """Write the augmented training set (real, classic and kept synthetic rows with their
     origin, sample_weight and, for images, sample_weight_count) and report how the mix was
     chosen. `device` (params.yaml's): where the torch classifier (mlp) trains on the
-    validation choice; `max_real_rows` (evaluate's): the row cap of its fits."""
+    validation choice; `max_real_rows` and `fit_threads` (evaluate's): the row cap of its fits
+    and how many run at once."""
     dev = resolve_device(device)
     schema = read_schema(paths.schema)
     table = _unweighted_table(cfg, schema, paths, seed)
@@ -214,7 +228,7 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
                     "scores": {}, "per_classifier": {}, "count_accuracy": {}}
     if cfg.select == "val":
         picked = _select_on_val(cfg, table, kinds, shares, schema, paths, classifiers, seed, dev,
-                                max_real_rows)
+                                max_real_rows, fit_threads)
     scale = picked["scale"]
     chosen = {s: v * scale for s, v in shares.items()}
     weights = {"share": mix_weights(kinds, chosen)}
