@@ -82,6 +82,13 @@ def section(results: list[dict], over: str, command: str) -> str:
                      ("at least " if "error" in r else "") + f"{sum(sec.values()) / 60:.1f}",
                      f"{max(r['rss_gib'].values()):.2f}" if r["rss_gib"] else "-"])
     errors = [f"- {r['size']:,} images: {r['error']}" for r in results if "error" in r]
+    # saved lines from runs with different --over (--results): a column says which was which
+    overs = [r.get("over", over) for r in results]
+    extra = [] if len(set(overs)) == 1 else ["--over"]
+    if extra:
+        for row, o in zip(rows, overs):
+            row.append(f"`{o}`")
+        over = "per row"
     return f"""## 6. Towards MNIST's scale: time per stage as the image set grows (`bench/mnist_scale.py`)
 
 Command: `{command}`
@@ -94,7 +101,7 @@ process; seconds are wall clock, memory the process's peak RSS. Target (issue 17
 images in 20 minutes and 8 GiB.
 
 {table(["images", "train rows", "VAE epochs", "kept / generated", *STAGES, "total min",
-        "peak GiB"], rows)}
+        "peak GiB", *extra], rows)}
 {chr(10).join(errors)}
 """
 
@@ -116,7 +123,8 @@ def main() -> int:
     if args.results:
         for line in Path(args.results).read_text().splitlines():
             results.append(json.loads(line))
-        command, args.over = results[0]["command"], results[0]["over"]
+        command = " ; ".join(dict.fromkeys(r["command"] for r in results))
+        args.over = results[0]["over"]
     else:
         for size in (int(s) for s in args.sizes.split(",")):
             proc = subprocess.run([sys.executable, __file__, "--size", str(size), "--over",

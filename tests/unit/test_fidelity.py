@@ -75,3 +75,20 @@ def test_chunked_knn_equals_brute_force():
     ratio, count = ball_stats(q, r, radii, chunk=37)
     assert np.allclose(ratio, (full / radii).min(axis=1), rtol=1e-4)
     assert np.array_equal(count, (full <= radii).sum(axis=1))
+
+
+def test_reports_sharing_a_real_side_reuse_its_radii_and_give_the_same_numbers():
+    """The filter's three reports against one train set compute its k-NN radii once: the
+    cache changes no number."""
+    from augflow.quality.fidelity import fidelity_report
+
+    rng = np.random.default_rng(0)
+    real, real_y = rng.normal(size=(300, 6)), np.arange(300) % 3
+    radii: dict = {}
+    for shift in (0.0, 0.5, 1.0):
+        fake = rng.normal(shift, 1, size=(90, 6))
+        fake_y = np.arange(90) % 3
+        plain = fidelity_report(real, real_y, fake, fake_y, k=5, seed=1)
+        cached = fidelity_report(real, real_y, fake, fake_y, k=5, seed=1, radii=radii)
+        assert cached == plain
+    assert set(radii) == {("all", 5), ("class 0", 5), ("class 1", 5), ("class 2", 5)}

@@ -221,9 +221,10 @@ def fidelity_vs_test(paths: Paths, data: dict, xt: np.ndarray, yt: np.ndarray,
     emb = lambda x: ext.embed(torch.from_numpy(x)).numpy()
     ft = emb(xt)
     out, full = {}, {}
+    radii: dict = {}   # the test side's k-NN radii, once for the three reports
     for name, key in (("generated", "generated"), ("kept", "kept"), ("real_train", "real")):
         x, y = data[key]
-        full[name] = fidelity_report(ft, yt, emb(x), y, cfg.knn_k, cfg.chunk_rows, seed)
+        full[name] = fidelity_report(ft, yt, emb(x), y, cfg.knn_k, cfg.chunk_rows, seed, radii)
         out[name] = {m: v for m, v in (full[name]["overall"] or {}).items() if not m.startswith("n_")}
     g, k = out["generated"].get("fid"), out["kept"].get("fid")
     if g and k is not None:

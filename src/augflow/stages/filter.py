@@ -53,11 +53,16 @@ def run_filter(cfg: FilterConfig, ext_cfg: ExtractorConfig, seed: int, paths: Pa
     kept_mask = table["kept"].to_numpy()
     write_parquet(paths.kept, syn[kept_mask].reset_index(drop=True))
 
+    # one real side for the three reports: its k-NN radii are computed once, and the overall
+    # ones are the reference's own (the same features, the same k)
+    radii: dict = {("all", cfg.knn_k): ref.radii}
     fidelity = {
-        "generated_vs_train": fidelity_report(ref.f_train, ytr, f_syn, ysy, cfg.knn_k, cfg.chunk_rows, seed),
+        "generated_vs_train": fidelity_report(ref.f_train, ytr, f_syn, ysy, cfg.knn_k,
+                                              cfg.chunk_rows, seed, radii),
         "kept_vs_train": fidelity_report(ref.f_train, ytr, f_syn[kept_mask], ysy[kept_mask],
-                                         cfg.knn_k, cfg.chunk_rows, seed),
-        "val_vs_train": fidelity_report(ref.f_train, ytr, f_val, yva, cfg.knn_k, cfg.chunk_rows, seed),
+                                         cfg.knn_k, cfg.chunk_rows, seed, radii),
+        "val_vs_train": fidelity_report(ref.f_train, ytr, f_val, yva, cfg.knn_k, cfg.chunk_rows,
+                                        seed, radii),
     }
     write_json(paths.filter_fidelity, {"fidelity": fidelity, "class_gate": gate})
     sides = {name: side for name, _, side in CRITERIA}
