@@ -217,7 +217,7 @@ class EvaluateConfig(_Strict):
     # More real train rows than this: augment's validation choice and every evaluate fit use a
     # stratified subsample of this many, with the added rows made from them
     # (augflow.evaluation.subsample); None: every row. The RBF SVM is quadratic in rows.
-    max_real_rows: int | None = Field(3000, ge=20)
+    max_real_rows: int | None = Field(2000, ge=20)
     # More test rows than this: the classifiers are scored on a fixed stratified subsample of
     # this many (drawn before any fit); None: every row. Predicting costs an RBF SVM as much as
     # fitting at 70,000 images; 4000 rows leave a 95% CI of about +-0.01 on an accuracy.
