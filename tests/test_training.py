@@ -165,3 +165,49 @@ def test_auto_step_budget_binds_the_conv_models_and_not_the_mlp(monkeypatch):
                            VAEConfig(max_epochs=4, patience=4, batch_size=32, latent_dim=2,
                                      hidden_dims=(8,)), 0)
     assert res.steps == 12                                    # the MLP: every epoch, no cap
+
+
+def test_val_rows_scores_a_fixed_subset_and_leaves_training_as_it_was():
+    x, y = _data(n=200)
+    scored: list[int] = []
+
+    def watching(m, xb, yb):
+        if not m.training:
+            scored.append(len(xb))
+        return _loss(m, xb, yb)
+
+    def run(**settings):
+        scored.clear()
+        torch.manual_seed(0)
+        model = CVAE(16, 3, 4, (32,))
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        res = fit(model, watching, (xt, yt), (xt, yt),
+                  FitSettings(lr=1e-3, batch_size=32, seed=0, max_epochs=3, patience=3,
+                              **settings))
+        return model, res, list(scored)
+
+    whole, res_whole, n_whole = run()
+    same, res_same, _ = run(val_rows=200)            # at the set's size: as before
+    assert res_same.history == res_whole.history and n_whole == [200] * 3
+    cut, res_cut, n_cut = run(val_rows=50)
+    assert n_cut == [50] * 3                          # every epoch the same 50 rows
+    assert [h["train_loss"] for h in res_cut.history] == [h["train_loss"]
+                                                            for h in res_whole.history]
+    assert res_cut.history[0]["val_loss"] != res_whole.history[0]["val_loss"]
+
+
+def test_class_latents_fit_on_at_most_max_per_class_rows_per_class():
+    from augflow.models.latent import fit_class_latents
+
+    torch.manual_seed(0)
+    model = CVAE(16, 3, 4, (32,)).eval()
+    x, y = (torch.from_numpy(a) for a in _data(n=300))
+    full = fit_class_latents(model, x, y, 3)
+    assert all(torch.equal(full[k], fit_class_latents(model, x, y, 3, max_per_class=300)[k])
+               for k in full)
+    a = fit_class_latents(model, x, y, 3, max_per_class=20, seed=1)
+    b = fit_class_latents(model, x, y, 3, max_per_class=20, seed=1)
+    assert all(torch.equal(a[k], b[k]) for k in a)   # one seed, one subset
+    assert not torch.equal(a["mean"], full["mean"])
+    # the subset's mean is the mean of 20 of the class's codes: close to the full one
+    assert (a["mean"] - full["mean"]).abs().max() < 0.5

@@ -60,6 +60,9 @@ class FitSettings:
     # at most this many optimizer steps in all (None: no cap): the last epoch is cut short at
     # the budget and still scored on validation. A budget in steps is a budget in time
     max_steps: int | None = None
+    # validation scores at most this many rows, a fixed random subset drawn once (None: all);
+    # smaller validation sets are scored whole, as before
+    val_rows: int | None = None
 
 
 @dataclass
@@ -151,6 +154,11 @@ def fit(model: nn.Module, loss_fn: LossFn, train: tuple[torch.Tensor, torch.Tens
         pr = _restore(resume, model, opt, gen)
         log.info("%s resumed after epoch %d", st.name, pr.last_epoch)
     (x_train, y_train), (x_val, y_val) = train, val
+    if st.val_rows is not None and len(x_val) > st.val_rows:
+        # its own generator: the training shuffles draw exactly what they drew before
+        pick = torch.randperm(len(x_val), generator=torch.Generator().manual_seed(st.seed + 1))
+        pick = pick[:st.val_rows].sort().values
+        x_val, y_val = x_val[pick], y_val[pick]
     dev = module_device(model)
     # validation is one batch: it moves once, not every epoch
     x_val, y_val = x_val.to(dev), y_val.to(dev)

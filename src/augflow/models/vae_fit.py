@@ -42,7 +42,8 @@ def train_cvae(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarra
         settings = FitSettings(lr=lr, batch_size=cfg.batch_size, max_epochs=cfg.max_epochs,
                                patience=cfg.patience, seed=seed, name="cvae",
                                state_every=cfg.resume_every, device=device,
-                               epoch_rows=cfg.epoch_rows, max_steps=max_steps)
+                               epoch_rows=cfg.epoch_rows, max_steps=max_steps,
+                               val_rows=cfg.val_rows)
         return fit(holder["model"], loss_fn, (torch.from_numpy(x), torch.from_numpy(y)),
                    (torch.from_numpy(x_val), torch.from_numpy(y_val)), settings, state, emit)
 

@@ -30,7 +30,8 @@ def fit_extractor(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.nda
                            patience=cfg.patience, seed=seed, weight_decay=cfg.weight_decay,
                            name="extractor", device=device, epoch_rows=cfg.epoch_rows,
                            max_steps=step_budget(cfg.max_steps, pick_arch(
-                               cfg.arch, image_shape, "cnn", "extractor.arch"), "cnn"))
+                               cfg.arch, image_shape, "cnn", "extractor.arch"), "cnn"),
+                           val_rows=cfg.val_rows)
     result = fit(model, classification_loss, (torch.from_numpy(x), torch.from_numpy(y)),
                  (torch.from_numpy(x_val), torch.from_numpy(y_val)), settings)
     return model.eval(), result

@@ -88,7 +88,7 @@ def run_train(cfg: VAEConfig, seed: int, paths: Paths, device: str = "auto") -> 
         raise AugflowError(f"{err}; gave up after {cfg.divergence_retries} retries with a "
                            f"lower learning rate", field="vae.lr", rule="finite loss") from None
     latents = fit_class_latents(model, torch.from_numpy(x_real), torch.from_numpy(y_real),
-                                schema.n_classes)
+                                schema.n_classes, seed=seed)
     save_cvae(paths.checkpoint, model, schema, latents)
     paths.train_resume.unlink(missing_ok=True)
     curve = pd.DataFrame(result.history)
