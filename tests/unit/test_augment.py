@@ -164,6 +164,7 @@ def test_read_augmented_gives_model_rows_codes_and_weights(tmp_path):
 @pytest.mark.parametrize("over, field, rule", [
     ({"fruit": None}, "fruit", "required"),
     ({"sample_weight": None}, "sample_weight", "required"),
+    ({"origin": None}, "origin", "required"),
     ({"sample_weight": [1.0, -0.1, 1.0, 1.0]}, "sample_weight", "weight>=0"),
     ({"sample_weight": [1.0, np.nan, 1.0, 1.0]}, "sample_weight", "weight>=0"),
     ({"sample_weight": [1.0, np.inf, 1.0, 1.0]}, "sample_weight", "weight>=0"),

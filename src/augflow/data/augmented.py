@@ -51,7 +51,7 @@ def read_augmented(path: str | Path, schema: Schema
     weights of each scheme the file holds, by scheme name: share always, count for images)."""
     df = read_parquet(path)
     column = schema.label_column
-    for col in (column, WEIGHT):
+    for col in (column, WEIGHT, ORIGIN):
         if col not in df.columns:
             raise AugflowError(f"missing column {col!r}", file=str(path), field=col,
                                rule="required")
