@@ -2,13 +2,14 @@
 choice and the evaluation train on a stratified subsample of the real rows and on the added
 rows made from them, as if the user had that many labelled rows.
 
-Why a subsample and not every row: the RBF SVM grows quadratically with rows; on 53,600 rows
-x 784 one fit takes about 30 minutes on these 2 cores (BENCHMARKS section 6), and evaluate
+Why a subsample and not every row: the RBF SVM grows quadratically with rows; on ~50,000
+rows x 784 one fit takes about 30 minutes on these 2 cores (README, "At scale"), and evaluate
 fits it 14 times. Why the added rows follow their parents: a classic row or a local VAE
 sample is a variant of one real row, so keeping it without its parent would hand the fit a
 variant of a row it does not have. Rows drawn from a per-class fit or the prior have no
-parent and are kept at the real rows' rate, by a stable hash of their id. Every source is thinned at about the same
-rate, so each source's share of the total weight stays what augment gave it.
+parent and are kept at the real rows' rate, by a stable hash of their id. Every source is
+thinned at about the same rate, so each source's share of the total weight stays what
+augment gave it.
 
 Pure numpy: no files, no stages."""
 
