@@ -37,6 +37,10 @@ def test_threads_give_the_same_predictions_in_job_order():
             "augmented_weights": {"share": np.ones(300)}, "scheme": {},
             "kept": (x[200:300], y[200:300]), "generated": (x[200:300], y[200:300])}
     args = (["real", "augmented", "smote", "classic"], data, x[1000:1150], (8, 8), 3, 5)
+    from augflow.evaluation.classifiers import fit_threads_for
+    # logistic regression (BLAS-bound) and the torch mlp are kept to one thread
+    assert fit_threads_for(["svm_rbf", "random_forest"], 2) == 2
+    assert fit_threads_for(["logreg"], 2) == fit_threads_for(["mlp", "svm_rbf"], 2) == 1
     for clf in ("logreg", "svm_rbf", "random_forest", "mlp"):
         one = predictions(clf, *args, threads=1)
         two = predictions(clf, *args, threads=2)

@@ -216,7 +216,8 @@ class EvaluateConfig(_Strict):
     runner: Literal["local", "dask"] = "local"   # dask: fits on a local Dask cluster (prefect-dask)
     dask_workers: int = Field(2, ge=1, le=64)
     # runner local: the scikit-learn fits run on this many threads at once (their fits release
-    # the GIL); the numbers do not depend on it. The torch mlp fits one at a time.
+    # the GIL); the numbers do not depend on it. Logistic regression (BLAS) and the torch mlp
+    # fit one at a time (evaluation.classifiers.THREAD_SAFE_CLASSIFIERS).
     fit_threads: int = Field(2, ge=1, le=64)
     # More real train rows than this: augment's validation choice and every evaluate fit use a
     # stratified subsample of this many, with the added rows made from them

@@ -30,6 +30,14 @@ def origin_kinds(origin: np.ndarray) -> np.ndarray:
                                               "synthetic")).astype(object)
 
 
+def sample_lineage(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(sample ids, gen_parent) of a samples or kept table; -1 where no parent is recorded
+    (generate writes gen_parent; a table from elsewhere may not have it)."""
+    parents = (df["gen_parent"].to_numpy(np.int64) if "gen_parent" in df.columns
+               else np.full(len(df), -1, np.int64))
+    return df["sample_id"].astype(str).to_numpy(dtype=object), parents
+
+
 def origin_parents(origin: np.ndarray, parent_of: dict[str, int]) -> np.ndarray:
     """Per row of the augmented set, the real train row it was made from, -1 for none: a real
     row is its own parent (real rows come first, in train order), classic:<i> is row i, a

@@ -63,6 +63,20 @@ class TorchMLP:
 SEED_FREE_CLASSIFIERS = frozenset({"logreg", "svm_rbf"})
 
 
+# Classifiers whose fits may run side by side on threads with the same numbers: libsvm and the
+# forest's trees compute in their own code. Logistic regression is left out: its lbfgs steps
+# are BLAS products, and two at once in OpenBLAS's shared thread pool changed one digits
+# prediction (logreg, classic arm, 0.868889 -> 0.868333 through the CLI). The torch mlp seeds
+# its weights through torch's global generator, which threads would share.
+THREAD_SAFE_CLASSIFIERS = frozenset({"svm_rbf", "random_forest"})
+
+
+def fit_threads_for(classifiers, threads: int) -> int:
+    """How many of these classifiers' fits may run at once on threads: `threads` when every one
+    is in THREAD_SAFE_CLASSIFIERS, else one."""
+    return threads if set(classifiers) <= THREAD_SAFE_CLASSIFIERS else 1
+
+
 def fit_weighted(model, x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None):
     """model.fit with per-row weights; in a scikit-learn pipeline they go to the final
     estimator (the scaler is fitted on the rows unweighted)."""

@@ -25,23 +25,27 @@ the RBF SVM and the forest the counts on the 28x28 letters (README, "Two weighti
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 import torch
 
 from augflow.evaluation.arms import classic_variants
-from augflow.evaluation.classifiers import fit_weighted, make_classifier
+from augflow.evaluation.classifiers import fit_threads_for, fit_weighted, make_classifier
 from augflow.evaluation.subsample import follow_parents, real_subset
 from augflow.config import AugmentConfig
 from augflow.data.augmented import (ORIGIN, REAL, WEIGHT, WEIGHT_COUNT, WEIGHTS, origin_kinds,
-                                    origin_parents)
+                                    origin_parents, sample_lineage)
 from augflow.data.schema import Schema, frame_xy, read_schema, read_xy
 from augflow.data.table import codes_from_names, label_codes, make_table
 from augflow.device import resolve_device
 from augflow.io import read_parquet, write_bytes, write_parquet
 from augflow.paths import Paths
 from augflow.runners import run_jobs
+
+K = TypeVar("K")   # the key of a weighting in val_correct (a scale, or a scheme's name)
+
 
 def mix_weights(origin_kind: np.ndarray, shares: dict[str, float]) -> np.ndarray:
     """Per-row weights: real rows 1, each other source's rows together share[source] x n_real,
@@ -78,14 +82,23 @@ def _classic_table(xr: np.ndarray, yr: np.ndarray, per_class: dict[int, int], sc
     return table, np.asarray([f"classic:{p}" for p in parents], dtype=object)
 
 
-def val_correct(x, y, w, xv, yv, classifiers: list[str], seed: int,
-                device: torch.device | None = None, threads: int = 1) -> dict[str, np.ndarray]:
-    """Per classifier of `evaluate`, trained on (x, y, w): which validation rows it gets right.
-    `threads`: fits at once (one while the torch mlp is among them: it seeds globally)."""
-    got = run_jobs(classifiers, lambda name: fit_weighted(make_classifier(name, seed, device),
-                                                          x, y, w).predict(xv) == yv,
-                   threads=1 if "mlp" in classifiers else threads)
-    return dict(zip(classifiers, got))
+def val_correct(x, y, weightings: dict[K, np.ndarray], xv, yv, classifiers: list[str],
+                seed: int, device: torch.device | None = None, threads: int = 1
+                ) -> dict[K, dict[str, np.ndarray]]:
+    """Per weighting (key -> per-row weights of (x, y)) and classifier of `evaluate`: which
+    validation rows it gets right. Every fit is one job; `threads` of them run at once."""
+    def fit(job: tuple[K, str]) -> np.ndarray:
+        return fit_weighted(make_classifier(job[1], seed, device), x, y,
+                            weightings[job[0]]).predict(xv) == yv
+
+    hits: dict[K, dict[str, np.ndarray]] = {k: {} for k in weightings}
+    # the thread-safe classifiers' fits side by side, the others one at a time
+    for pooled in (True, False):
+        jobs = [(k, name) for k in weightings for name in classifiers
+                if (fit_threads_for([name], 2) > 1) == pooled]
+        for (k, name), h in zip(jobs, run_jobs(jobs, fit, threads=threads if pooled else 1)):
+            hits[k][name] = h
+    return hits
 
 
 def count_weights(origin_kind: np.ndarray, synthetic_row_weight: float,
@@ -153,8 +166,7 @@ def fit_subset(table: pd.DataFrame, kept: pd.DataFrame, y: np.ndarray, cap: int 
     keep = real_subset(y[real], cap, seed)
     if keep is None:
         return None
-    parent_of = (dict(zip(kept["sample_id"].astype(str), kept["gen_parent"].astype(np.int64)))
-                 if "gen_parent" in kept.columns else {})
+    parent_of = dict(zip(*sample_lineage(kept))) if len(kept) else {}
     origin = table[ORIGIN].astype(str).to_numpy(dtype=object)
     return follow_parents(origin_parents(origin, parent_of), origin, keep, seed)
 
@@ -177,14 +189,7 @@ def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray,
     xv, yv = read_xy(paths.split("val"), schema)
     weights = {float(k): mix_weights(kinds, {s: v * k for s, v in shares.items()})
                for k in cfg.scales}
-    jobs = [(k, name) for k in weights for name in classifiers]
-    # the torch mlp seeds through torch's global generator: then one fit at a time
-    got = run_jobs(jobs, lambda job: fit_weighted(make_classifier(job[1], seed, device), xa, ya,
-                                                  weights[job[0]]).predict(xv) == yv,
-                   threads=1 if "mlp" in classifiers else fit_threads)
-    hits: dict[float, dict[str, np.ndarray]] = {k: {} for k in weights}
-    for (k, name), h in zip(jobs, got):
-        hits[k][name] = h
+    hits = val_correct(xa, ya, weights, xv, yv, classifiers, seed, device, fit_threads)
     # the choice is on the mean over classifiers; each one's accuracy is reported too, so a
     # classifier the mix hurts on validation is visible, not averaged away
     correct = {k: np.mean(list(h.values()), axis=0) for k, h in hits.items()}
@@ -192,8 +197,8 @@ def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray,
     schemes = {c: "share" for c in classifiers}
     count_accuracy: dict[str, float] = {}
     if scale > 0 and _count_scheme_applies(cfg, kinds):
-        count_hits = val_correct(xa, ya, count_weights(kinds, cfg.synthetic_row_weight), xv, yv,
-                                 classifiers, seed, device, fit_threads)
+        count_hits = val_correct(xa, ya, {"count": count_weights(kinds, cfg.synthetic_row_weight)},
+                                 xv, yv, classifiers, seed, device, fit_threads)["count"]
         schemes = choose_schemes(hits[scale], count_hits)
         count_accuracy = {c: float(h.mean()) for c, h in count_hits.items()}
     return {"scale": scale, "n_val": int(len(yv)), "schemes": schemes,

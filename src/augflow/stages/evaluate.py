@@ -12,11 +12,12 @@ import pandas as pd
 import torch
 
 from augflow.evaluation.arms import SEED_FREE_ARMS, arm_training_set
-from augflow.evaluation.classifiers import SEED_FREE_CLASSIFIERS, fit_weighted, make_classifier
+from augflow.evaluation.classifiers import (SEED_FREE_CLASSIFIERS, fit_threads_for, fit_weighted,
+                                           make_classifier)
 from augflow.config import EvaluateConfig, FilterConfig
 from augflow.checkpoints import load_extractor
 from augflow.data.augmented import (ORIGIN, WEIGHTS, added_weight_fraction, origin_parents,
-                                    read_augmented)
+                                    read_augmented, sample_lineage)
 from augflow.data.schema import Schema, frame_xy, read_schema, read_xy
 from augflow.device import resolve_device
 from augflow.errors import AugflowError
@@ -25,7 +26,7 @@ from augflow.paths import Paths
 from augflow.quality.fidelity import KID_NOTE, fidelity_report
 from augflow.runners import FitJob, run_jobs
 from augflow.evaluation.stats import arm_and_gain_cis
-from augflow.evaluation.subsample import NO_PARENT, follow_parents, real_subset
+from augflow.evaluation.subsample import follow_parents, real_subset
 
 log = logging.getLogger("augflow.evaluate")
 # Metrics in metrics/evaluate.json; per-class recall goes to plots/per_class_recall.csv.
@@ -66,21 +67,13 @@ def predictions(clf_name: str, arms: Sequence[str], data: dict, x_test: np.ndarr
     once = clf_name in SEED_FREE_CLASSIFIERS
     jobs = [FitJob(clf_name, arm, base_seed + s) for arm in arms
             for s in range(1 if once and arm in SEED_FREE_ARMS else n_seeds)]
-    # the torch mlp seeds its weights through torch's global generator: one fit at a time
     got = run_jobs(jobs, _FitPredict(data, x_test, image_shape, device), runner, workers,
                    progress=f"evaluate {clf_name} fits",
-                   threads=1 if clf_name == "mlp" else threads)
+                   threads=fit_threads_for([clf_name], threads))
     by_arm: dict[str, list[np.ndarray]] = {arm: [] for arm in arms}
     for job, p in zip(jobs, got):
         by_arm[job.arm].append(p)
     return {arm: np.vstack(p * (n_seeds // len(p))) for arm, p in by_arm.items()}
-
-
-def _lineage(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(sample ids, gen_parent) of a samples or kept table; -1 where no parent is recorded."""
-    parents = (df["gen_parent"].to_numpy(np.int64) if "gen_parent" in df.columns
-               else np.full(len(df), NO_PARENT, np.int64))
-    return df["sample_id"].astype(str).to_numpy(dtype=object), parents
 
 
 def arm_data(paths: Paths, schema: Schema, scheme: dict[str, str] | None = None
@@ -99,15 +92,16 @@ def arm_data(paths: Paths, schema: Schema, scheme: dict[str, str] | None = None
             raise AugflowError(f"{clf} was given the {name} weights, which the augmented set "
                                "does not hold; rerun the augment stage", file=str(paths.augmented),
                                field=WEIGHTS[name], rule="required")
-    kept_lineage = _lineage(kept_df) if len(kept_df) else (np.zeros(0, object),
-                                                            np.zeros(0, np.int64))
+    kept_lineage = sample_lineage(kept_df) if len(kept_df) else (np.zeros(0, object),
+                                                                  np.zeros(0, np.int64))
     origin = pd.read_parquet(paths.augmented, columns=[ORIGIN])[ORIGIN].astype(str).to_numpy(
         dtype=object)
-    parent_of = dict(zip(*_lineage(samples)))
+    generated_lineage = sample_lineage(samples)
+    parent_of = dict(zip(*generated_lineage))
     data = {"real": read_xy(paths.split("train"), schema), "kept": kept, "generated": (xg, yg),
             "augmented": (xa, ya, weights["share"]), "augmented_weights": weights,
             "scheme": scheme,
-            "lineage": {"generated": _lineage(samples), "kept": kept_lineage,
+            "lineage": {"generated": generated_lineage, "kept": kept_lineage,
                         "augmented": (origin, origin_parents(origin, parent_of))}}
     xt, yt = read_xy(paths.split("test"), schema)
     return data, xt, yt
