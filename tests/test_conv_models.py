@@ -254,3 +254,52 @@ def test_embed_and_proba_of_no_rows(make):
     emb = model.embed(torch.zeros(0, 12 * 12 * 3))
     assert emb.shape[0] == 0 and emb.shape[1] == model.embed(torch.zeros(2, 432)).shape[1]
     assert model.proba(torch.zeros(0, 432)).shape == (0, 3)
+
+
+def test_cnn_downstream_classifier_learns_weights_and_is_seeded():
+    """evaluate.classifiers' cnn: learns the square images, honours sample_weight (rows of
+    weight 0 with flipped labels change nothing learnt), is reproducible by seed, and runs its
+    fixed number of batches whatever the number of rows."""
+    from augflow.evaluation.classifiers import CNN_STEPS, fit_weighted, make_classifier
+
+    x, y = (t.numpy() for t in _squares(90, seed=5))
+    xt, yt = (t.numpy() for t in _squares(60, seed=6))
+    model = make_classifier("cnn", 1, image_shape=(SIDE, SIDE, 1))
+    assert model.max_steps == CNN_STEPS
+    model.max_steps = 150   # the test's own budget; the default is for real images
+    fit_weighted(model, x, y)
+    assert (model.predict(xt) == yt).mean() > 0.9
+
+    # 90 more rows with wrong labels and weight 0: the same fit as without them only if the
+    # weights reach the loss (the batches differ, so compare accuracy, not weights)
+    xx, yy = np.concatenate([x, x]), np.concatenate([y, (y + 1) % K])
+    w = np.concatenate([np.ones(len(y)), np.zeros(len(y))])
+    weighted = make_classifier("cnn", 1, image_shape=(SIDE, SIDE, 1))
+    weighted.max_steps = 150
+    assert (fit_weighted(weighted, xx, yy, w).predict(xt) == yt).mean() > 0.9
+
+    again = make_classifier("cnn", 1, image_shape=(SIDE, SIDE, 1))
+    again.max_steps = 150
+    assert np.array_equal(fit_weighted(again, x, y).predict(xt), model.predict(xt))
+    for a, b in zip(model.model_.parameters(), again.model_.parameters()):
+        assert torch.equal(a, b)
+
+    steps = []
+    counted = make_classifier("cnn", 1, image_shape=(SIDE, SIDE, 1))
+    counted.max_steps = 7
+    counted._build = lambda nf, nc, build=counted._build: _count_steps(build(nf, nc), steps)
+    counted.fit(x[:10], y[:10])   # one row-batch per pass: 7 passes of 1 batch
+    assert len(steps) == 7
+
+
+def _count_steps(model, steps: list):
+    model.register_forward_hook(lambda *_: steps.append(1))
+    return model
+
+
+def test_cnn_classifier_on_a_table_is_refused_by_name():
+    from augflow.errors import AugflowError
+    from augflow.evaluation.classifiers import make_classifier
+
+    with pytest.raises(AugflowError, match="params.yaml: evaluate.classifiers: cnn needs image data"):
+        make_classifier("cnn", 0, image_shape=None)

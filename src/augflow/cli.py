@@ -93,7 +93,7 @@ def run_stage(stage: str, params: str | Path = "params.yaml", root: str | Path =
 
 
 def _lowdata(args) -> int:
-    from augflow.evaluation.classifiers import make_classifier
+    from augflow.evaluation.classifiers import CLASSIFIERS
     from augflow.lowdata import run_lowdata
 
     _pin_torch_threads()
@@ -108,8 +108,10 @@ def _lowdata(args) -> int:
         if value < 1:
             raise AugflowError(f"{value}: nothing would be measured", field=name, rule=">= 1")
     classifiers = [c.strip() for c in args.classifiers.split(",")]
-    for c in classifiers:
-        make_classifier(c, 0)   # an unknown name fails here, before hours of work
+    for c in classifiers:   # an unknown name fails here, before hours of work
+        if c not in CLASSIFIERS:
+            raise AugflowError(f"unknown classifier {c!r}", field="--classifiers",
+                               rule="one of " + ", ".join(CLASSIFIERS))
     arms = [a.strip() for a in args.arms.split(",")]
     if "real" not in arms or "augmented" not in arms:
         raise AugflowError("--arms must include real and augmented", field="--arms", rule="required arms")

@@ -204,7 +204,7 @@ class AugmentConfig(_Strict):
 
 
 class EvaluateConfig(_Strict):
-    classifiers: tuple[Literal["logreg", "svm_rbf", "random_forest", "mlp"], ...] = (
+    classifiers: tuple[Literal["logreg", "svm_rbf", "random_forest", "mlp", "cnn"], ...] = (
         "logreg", "svm_rbf", "random_forest")
     arms: tuple[Literal["real", "augmented", "unfiltered", "synthetic_only", "smote",
                         "classic"], ...] = ("real", "augmented", "unfiltered", "synthetic_only",

@@ -43,8 +43,10 @@ def draw_workspace(raw: Path, prefix: str = "augflow-lowdata-", keep: bool = Fal
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _chain(cfg: Config, paths: Paths, subset_seed: int) -> dict:
-    """Every stage up to augment on a fresh labelled subset; returns augment's metrics."""
+def _chain(cfg: Config, paths: Paths, subset_seed: int, classifiers: list[str]) -> dict:
+    """Every stage up to augment on a fresh labelled subset; returns augment's metrics. The mix
+    is chosen on validation for `classifiers`, the ones this curve scores (as evaluate's own
+    list does in the pipeline)."""
     from augflow.stages.augment import run_augment
     from augflow.stages.filter import run_filter
     from augflow.stages.generate import run_generate
@@ -55,7 +57,7 @@ def _chain(cfg: Config, paths: Paths, subset_seed: int) -> dict:
     run_train(cfg.vae, cfg.seed, paths, cfg.device)
     run_generate(cfg.generate, cfg.seed, paths, cfg.device)
     run_filter(cfg.filter, cfg.extractor, cfg.seed, paths, cfg.device)
-    return run_augment(cfg.augment, list(cfg.evaluate.classifiers), cfg.seed, paths, cfg.device,
+    return run_augment(cfg.augment, classifiers, cfg.seed, paths, cfg.device,
                        cfg.evaluate.max_real_rows, cfg.evaluate.fit_threads)
 
 
@@ -83,7 +85,7 @@ def _run_level(cfg: Config, level: int | None, n_draws: int, n_seeds: int,
     for d in range(n_draws):
         bar.update(0, info=f"labels_per_class={level} draw {d + 1}/{n_draws}")
         with draw_workspace(source_root / "data" / "raw") as paths:
-            mix = _chain(level_cfg, paths, subset_seed=1000 * (d + 1) + cfg.seed)["mix"]
+            mix = _chain(level_cfg, paths, 1000 * (d + 1) + cfg.seed, classifiers)["mix"]
             scales.append(mix["scale"])
             count.append(sorted(c for c, m in mix["scheme"].items() if m == "count"))
             data, x_test, y_test, shape = _arm_data(paths, mix["scheme"])

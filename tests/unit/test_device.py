@@ -15,7 +15,7 @@ import torch
 from augflow.config import Config, VAEConfig, config_from_dict
 from augflow.device import module_device, resolve_device, state_on_cpu
 from augflow.errors import AugflowError
-from augflow.evaluation.classifiers import TorchMLP
+from augflow.evaluation.classifiers import TorchNet
 from augflow.models.classifier import MLPClassifier
 from augflow.models.vae_fit import train_cvae
 
@@ -84,8 +84,8 @@ def test_a_cpu_fit_with_device_cpu_equals_one_without_a_device():
 
 def test_the_torch_classifier_on_device_cpu_predicts_as_without_one():
     x, y = _rows(seed=1)
-    a = TorchMLP(seed=2, hidden=(16,), epochs=3).fit(x, y)
-    b = TorchMLP(seed=2, hidden=(16,), epochs=3, device=torch.device("cpu")).fit(x, y)
+    a = TorchNet(seed=2, hidden=(16,), epochs=3).fit(x, y)
+    b = TorchNet(seed=2, hidden=(16,), epochs=3, device=torch.device("cpu")).fit(x, y)
     assert _same_weights(a.model_, b.model_)
     assert np.array_equal(a.predict(x), b.predict(x))
 

@@ -8,23 +8,35 @@ import torch
 from augflow.errors import AugflowError
 
 
-class TorchMLP:
-    """A small torch MLP with a fixed budget of epochs (no early stopping: there is no extra
-    labelled data to stop on without touching test). `device`: where it trains (None: the CPU);
-    the rows stay on the CPU and each batch moves, the shuffle stays on a CPU generator."""
+class TorchNet:
+    """A small torch network with a fixed budget (no early stopping: stopping on the validation
+    rows would spend them twice, once here and once on augment's choice of the mix). The MLP
+    trains `epochs` passes; the CNN (`arch="cnn"`, images only) trains `max_steps` batches
+    whatever the arm's size, so every arm gets the same compute: at 50 real rows that is
+    hundreds of passes, at 3,000 augmented rows about twenty. `device`: where it trains (None:
+    the CPU); the rows stay on the CPU and each batch moves, the shuffle stays on a CPU
+    generator."""
 
     def __init__(self, seed: int, hidden=(128, 64), epochs: int = 60, lr: float = 2e-3,
                  batch_size: int = 64, weight_decay: float = 1e-4,
-                 device: torch.device | None = None) -> None:
+                 device: torch.device | None = None, arch: str = "mlp",
+                 image_shape: tuple[int, int, int] | None = None, max_steps: int | None = None
+                 ) -> None:
         self.seed, self.hidden, self.epochs = seed, hidden, epochs
         self.lr, self.batch_size, self.weight_decay = lr, batch_size, weight_decay
-        self.device = device
+        self.device, self.arch, self.image_shape, self.max_steps = device, arch, image_shape, max_steps
+
+    def _build(self, n_features: int, n_classes: int):
+        if self.arch == "cnn":
+            from augflow.models.conv import CNNClassifier
+            assert self.image_shape is not None   # make_classifier refuses a cnn on a table
+            return CNNClassifier(self.image_shape, n_classes)
+        from augflow.models.classifier import MLPClassifier
+        return MLPClassifier(n_features, n_classes, self.hidden)
 
     def fit(self, x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
-            ) -> TorchMLP:
+            ) -> TorchNet:
         import torch.nn.functional as F
-
-        from augflow.models.classifier import MLPClassifier
 
         self.classes_ = np.unique(y)
         yi = torch.from_numpy(np.searchsorted(self.classes_, y).astype(np.int64))
@@ -33,14 +45,17 @@ class TorchMLP:
         wt = torch.from_numpy((w / w.mean()).astype(np.float32))   # mean 1: the lr means the same
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
-        self.model_ = MLPClassifier(x.shape[1], len(self.classes_), self.hidden)
+        self.model_ = self._build(x.shape[1], len(self.classes_))
         dev = self.device if self.device is not None else torch.device("cpu")
         self.model_.to(dev)   # before the optimizer: Adam's state follows the weights
         opt = torch.optim.Adam(self.model_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         self.model_.train()
-        for _ in range(self.epochs):
+        steps, epoch = 0, 0
+        while (epoch < self.epochs) if self.max_steps is None else (steps < self.max_steps):
             order = torch.randperm(len(xt), generator=gen)
             for s in range(0, len(xt), self.batch_size):
+                if self.max_steps is not None and steps == self.max_steps:
+                    break
                 idx = order[s:s + self.batch_size]
                 per_row = F.cross_entropy(self.model_(xt[idx].to(dev)), yi[idx].to(dev),
                                           reduction="none")
@@ -48,6 +63,8 @@ class TorchMLP:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                steps += 1
+            epoch += 1
         self.model_.eval()
         return self
 
@@ -56,6 +73,10 @@ class TorchMLP:
         p = self.model_.proba(torch.from_numpy(np.asarray(x, dtype=np.float32)))
         return self.classes_[p.argmax(1).numpy()]
 
+
+CLASSIFIERS = ("logreg", "svm_rbf", "random_forest", "mlp", "cnn")
+# The cnn's fixed budget, in batches of 64 whatever the arm's size. SET AFTER MEASURING.
+CNN_STEPS = 1000
 
 # Classifiers whose fit ignores the seed: lbfgs logistic regression is deterministic, and
 # SVC uses random_state only for probability estimates (off here). The forest and the MLP
@@ -67,7 +88,7 @@ SEED_FREE_CLASSIFIERS = frozenset({"logreg", "svm_rbf"})
 # forest's trees compute in their own code. Logistic regression is left out: its lbfgs steps
 # are BLAS products, and two at once in OpenBLAS's shared thread pool changed one digits
 # prediction (logreg, classic arm, 0.868889 -> 0.868333 through the CLI). The torch mlp seeds
-# its weights through torch's global generator, which threads would share.
+# its weights through torch's global generator, which threads would share; so does the cnn.
 THREAD_SAFE_CLASSIFIERS = frozenset({"svm_rbf", "random_forest"})
 
 
@@ -87,9 +108,10 @@ def fit_weighted(model, x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray 
     return model.fit(x, y, sample_weight=sample_weight)
 
 
-def make_classifier(name: str, seed: int, device: torch.device | None = None):
-    """A fresh classifier by name; `device` reaches the torch one (mlp), scikit-learn's run on
-    the CPU."""
+def make_classifier(name: str, seed: int, device: torch.device | None = None,
+                    image_shape: tuple[int, int, int] | None = None):
+    """A fresh classifier by name; `device` reaches the torch ones (mlp, cnn), scikit-learn's
+    run on the CPU; `image_shape` (h, w, c) is the data's, which the cnn needs."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -104,6 +126,13 @@ def make_classifier(name: str, seed: int, device: torch.device | None = None):
     if name == "random_forest":
         return RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1)
     if name == "mlp":
-        return TorchMLP(seed, device=device)
+        return TorchNet(seed, device=device)
+    if name == "cnn":
+        if image_shape is None:
+            raise AugflowError("cnn needs image data; this source is a table", file="params.yaml",
+                               field="evaluate.classifiers", rule="cnn needs images")
+        h, w, c = image_shape
+        return TorchNet(seed, device=device, arch="cnn", image_shape=(h, w, c),
+                        max_steps=CNN_STEPS)
     raise AugflowError(f"unknown classifier {name!r}", field="evaluate.classifiers",
-                       rule="one of logreg, svm_rbf, random_forest, mlp")
+                       rule="one of " + ", ".join(CLASSIFIERS))

@@ -83,12 +83,12 @@ def _classic_table(xr: np.ndarray, yr: np.ndarray, per_class: dict[int, int], sc
 
 
 def val_correct(x, y, weightings: dict[K, np.ndarray], xv, yv, classifiers: list[str],
-                seed: int, device: torch.device | None = None, threads: int = 1
-                ) -> dict[K, dict[str, np.ndarray]]:
+                seed: int, device: torch.device | None = None, threads: int = 1,
+                image_shape=None) -> dict[K, dict[str, np.ndarray]]:
     """Per weighting (key -> per-row weights of (x, y)) and classifier of `evaluate`: which
     validation rows it gets right. Every fit is one job; `threads` of them run at once."""
     def fit(job: tuple[K, str]) -> np.ndarray:
-        return fit_weighted(make_classifier(job[1], seed, device), x, y,
+        return fit_weighted(make_classifier(job[1], seed, device, image_shape), x, y,
                             weightings[job[0]]).predict(xv) == yv
 
     hits: dict[K, dict[str, np.ndarray]] = {k: {} for k in weightings}
@@ -189,7 +189,8 @@ def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray,
     xv, yv = read_xy(paths.split("val"), schema)
     weights = {float(k): mix_weights(kinds, {s: v * k for s, v in shares.items()})
                for k in cfg.scales}
-    hits = val_correct(xa, ya, weights, xv, yv, classifiers, seed, device, fit_threads)
+    hits = val_correct(xa, ya, weights, xv, yv, classifiers, seed, device, fit_threads,
+                       schema.image_shape)
     # the choice is on the mean over classifiers; each one's accuracy is reported too, so a
     # classifier the mix hurts on validation is visible, not averaged away
     correct = {k: np.mean(list(h.values()), axis=0) for k, h in hits.items()}
@@ -198,7 +199,8 @@ def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray,
     count_accuracy: dict[str, float] = {}
     if scale > 0 and _count_scheme_applies(cfg, kinds):
         count_hits = val_correct(xa, ya, {"count": count_weights(kinds, cfg.synthetic_row_weight)},
-                                 xv, yv, classifiers, seed, device, fit_threads)["count"]
+                                 xv, yv, classifiers, seed, device, fit_threads,
+                                 schema.image_shape)["count"]
         schemes = choose_schemes(hits[scale], count_hits)
         count_accuracy = {c: float(h.mean()) for c, h in count_hits.items()}
     return {"scale": scale, "n_val": int(len(yv)), "schemes": schemes,

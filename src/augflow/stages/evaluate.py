@@ -50,7 +50,7 @@ class _FitPredict:
             w = self.data["augmented_weights"][self.data["scheme"].get(job.classifier, "share")]
         if len(np.unique(y)) < 2:
             return np.full(len(self.x_test), -1)
-        model = make_classifier(job.classifier, job.seed, self.device)
+        model = make_classifier(job.classifier, job.seed, self.device, self.image_shape)
         return fit_weighted(model, x, y, w).predict(self.x_test)
 
 
