@@ -11,6 +11,8 @@ Sets:
   Nothing in it comes from digits; it goes through the conv CVAE and the CNN extractor.
 - wine: scikit-learn's wine table (13 numeric columns, 3 classes), source wine. Easy (real
   alone scores ~0.97) and its test split holds 36 rows: wide CIs.
+- cancer: scikit-learn's breast cancer table (30 numeric columns, 2 classes, 569 rows), source
+  breast_cancer. A table nobody tuned anything on; its test split holds ~85 rows.
 - table: a CSV this script makes with scikit-learn's make_classification: 3000 rows, 5 classes
   (two clusters each), 12 columns (6 informative, 2 redundant, 4 noise), one made skewed
   (exp) and one rounded to integers, a text label column `segment`.
@@ -91,7 +93,7 @@ def write_table(path: Path, seed: int = 0) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--set", choices=("digits", "glyphs28", "wine", "table"), required=True)
+    ap.add_argument("--set", choices=("digits", "glyphs28", "wine", "cancer", "table"), required=True)
     ap.add_argument("--levels", default="5,10")
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--seeds", type=int, default=2)
@@ -114,8 +116,8 @@ def main() -> int:
         elif args.set == "table":
             write_table(root / "data" / "raw" / "table.csv")
             params["data"].update(source="csv", path="data/raw/table.csv", label_column="segment")
-        elif args.set == "wine":
-            params["data"].update(source="wine")
+        elif args.set in ("wine", "cancer"):
+            params["data"].update(source={"wine": "wine", "cancer": "breast_cancer"}[args.set])
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         cmd = [sys.executable, "-m", "augflow.cli", "--root", str(root), "--params",
                str(root / "params.yaml"), "lowdata", "--levels", args.levels, "--draws",

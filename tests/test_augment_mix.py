@@ -286,3 +286,32 @@ def test_capped_validation_choice_fits_a_subsample_and_writes_every_row(filtered
     assert np.bincount(df.loc[real, "label"]).tolist() == [4] * 10
     classic = df.loc[rows & df["origin"].str.startswith("classic:").to_numpy(), "origin"]
     assert set(classic.str.split(":").str[1].astype(int)) <= set(real)
+
+
+def test_the_cnn_gets_the_images_shape_in_augment_and_evaluate():
+    """evaluate.classifiers: [cnn] through both callers: augment's validation fits and
+    evaluate's fit-predict jobs hand the schema's image shape to the cnn, which learns (the
+    class is which half of the 8x8 image is bright); on a table (no shape) it is refused."""
+    from augflow.errors import AugflowError
+    from augflow.runners import FitJob
+    from augflow.stages.augment import val_correct
+    from augflow.stages.evaluate import _FitPredict
+
+    def images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        y = np.arange(n) % 2
+        img = rng.uniform(0, 0.2, (n, 8, 8))
+        for i, k in enumerate(y):
+            img[i, :, 4 * k:4 * k + 4] += 0.7
+        return img.reshape(n, 64).astype(np.float32), y.astype(np.int64)
+
+    x, y = images(40, 0)
+    xt, yt = images(30, 1)
+    data = {"real": (x, y), "kept": (x[:0], y[:0]), "generated": (x[:0], y[:0]),
+            "augmented": (x, y, np.ones(len(y)))}
+    pred = _FitPredict(data, xt, (8, 8, 1))(FitJob("cnn", "real", 0))
+    assert (pred == yt).mean() > 0.9
+    hits = val_correct(x, y, {1.0: np.ones(len(y))}, xt, yt, ["cnn"], 0, image_shape=(8, 8, 1))
+    assert hits[1.0]["cnn"].mean() > 0.9
+    with pytest.raises(AugflowError, match="evaluate.classifiers: cnn needs image data"):
+        _FitPredict(data, xt, None)(FitJob("cnn", "real", 0))
