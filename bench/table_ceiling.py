@@ -1,9 +1,9 @@
 """How much can any cheap augmentation add on the bench table? A ceiling check for issue 13.
 
-    python bench/table_ceiling.py [--draws 5 --seeds 2]
+    python bench/table_ceiling.py [--set table|cancer] [--draws 5 --seeds 2]
 
 The table is bench/lowdata_sets.py's (make_classification: 5 classes of two clusters each, 12
-columns). Per draw, 5 or 10 labelled rows per class are taken from 70% of it; the other 30% is
+columns), or with --set cancer scikit-learn's breast cancer table (30 columns, 2 classes). Per draw, 5 or 10 labelled rows per class are taken from 70% of it; the other 30% is
 the test set (never used to fit anything). Arms, each trained with the pipeline's own
 classifiers (augflow.evaluation.classifiers):
 - real: the labelled rows alone;
@@ -64,12 +64,17 @@ def main() -> int:
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--levels", default="5,10")
+    ap.add_argument("--set", choices=("table", "cancer"), default="table")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        write_table(Path(tmp) / "table.csv")
-        df = pd.read_csv(Path(tmp) / "table.csv")
-    y_all = pd.factorize(df.pop("segment"), sort=True)[0]
-    x_all = df.to_numpy(np.float64)
+    if args.set == "cancer":
+        from sklearn.datasets import load_breast_cancer
+        x_all, y_all = load_breast_cancer(return_X_y=True)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_table(Path(tmp) / "table.csv")
+            df = pd.read_csv(Path(tmp) / "table.csv")
+        y_all = pd.factorize(df.pop("segment"), sort=True)[0]
+        x_all = df.to_numpy(np.float64)
     rng0 = np.random.default_rng(12345)
     test = np.zeros(len(y_all), bool)
     test[rng0.permutation(len(y_all))[:int(0.3 * len(y_all))]] = True
