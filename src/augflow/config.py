@@ -251,7 +251,7 @@ class TrackingConfig(_Strict):
 
 class Config(_Strict):
     seed: int = Field(0, ge=0)
-    # where the VAE, the feature extractor and the torch classifier run; auto: CUDA, then MPS,
+    # where the VAE, the feature extractor and the torch classifiers run; auto: CUDA, then MPS,
     # then the CPU (augflow.device). Only the CPU is byte-for-byte reproducible (README).
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     data: DataConfig = DataConfig()

@@ -9,8 +9,8 @@ from augflow.errors import AugflowError
 
 
 class TorchNet:
-    """A small torch network with a fixed budget (no early stopping: stopping on the validation
-    rows would spend them twice, once here and once on augment's choice of the mix). The MLP
+    """A small torch network with a fixed budget (no early stopping: there is no extra labelled
+    data to stop on without touching test). The MLP
     trains `epochs` passes; the CNN (`arch="cnn"`, images only) trains `max_steps` batches
     whatever the arm's size, so every arm gets the same compute: at 50 real rows that is
     hundreds of passes, at 3,000 augmented rows about twenty. `device`: where it trains (None:
@@ -51,7 +51,9 @@ class TorchNet:
         opt = torch.optim.Adam(self.model_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         self.model_.train()
         steps, epoch = 0, 0
-        while (epoch < self.epochs) if self.max_steps is None else (steps < self.max_steps):
+        # (no rows: no batch would ever count a step)
+        while len(xt) and ((epoch < self.epochs) if self.max_steps is None
+                           else (steps < self.max_steps)):
             order = torch.randperm(len(xt), generator=gen)
             for s in range(0, len(xt), self.batch_size):
                 if self.max_steps is not None and steps == self.max_steps:

@@ -223,7 +223,7 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
                 fit_threads: int = 1) -> dict:
     """Write the augmented training set (real, classic and kept synthetic rows with their
     origin, sample_weight and, for images, sample_weight_count) and report how the mix was
-    chosen. `device` (params.yaml's): where the torch classifier (mlp) trains on the
+    chosen. `device` (params.yaml's): where the torch classifiers (mlp, cnn) train on the
     validation choice; `max_real_rows` and `fit_threads` (evaluate's): the row cap of its fits
     and how many run at once."""
     dev = resolve_device(device)

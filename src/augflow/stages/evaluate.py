@@ -58,7 +58,7 @@ def predictions(clf_name: str, arms: Sequence[str], data: dict, x_test: np.ndarr
                 image_shape, n_seeds: int, base_seed: int, runner: str = "local",
                 workers: int = 2, device: torch.device | None = None,
                 threads: int = 1) -> dict[str, np.ndarray]:
-    """Test-set predictions, shape (n_seeds, n_test), per arm; `device` for the torch classifier.
+    """Test-set predictions, shape (n_seeds, n_test), per arm; `device` for the torch classifiers.
 
     A seed-free classifier on a seed-free arm gives the same predictions under every seed, so
     it is fitted once and its row repeated n_seeds times (logistic regression and the RBF SVM
@@ -151,7 +151,7 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
     """Every classifier x arm x seed, fitted on the arm's rows and scored on the real test
     split, with bootstrap CIs of each arm and of the gain over real; the promotion decision;
     fidelity of the kept samples against test. Returns the metrics (metrics/evaluate.json).
-    `device` (params.yaml's): where the torch classifier (mlp) and the extractor run."""
+    `device` (params.yaml's): where the torch classifiers (mlp, cnn) and the extractor run."""
     from augflow.plots import arms_png
 
     dev = resolve_device(device)
