@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import load_digits
 
+from augflow.runners import run_jobs
 from augflow.stages.evaluate import predictions
 
 
@@ -49,6 +50,23 @@ def test_threads_give_the_same_predictions_in_job_order():
         # the seeds differ where the classifier draws with them: order was kept, not shuffled
         if clf == "random_forest":
             assert not np.array_equal(one["real"][0], one["real"][1])
+
+
+def test_pooled_jobs_run_blas_on_one_thread_and_restore_it():
+    """Inside pooled jobs BLAS runs single-threaded (the SMOTE arm's k-NN distances are BLAS
+    products inside SVM and forest jobs), so no two jobs split one BLAS pool; afterwards the
+    process has its BLAS threads back."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads(_job) -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before = blas_threads(None)
+    assert before, "no BLAS library seen: the test would prove nothing"
+    pooled = run_jobs([1, 2, 3], blas_threads, threads=2)
+    assert all(t == [1] * len(before) for t in pooled)
+    assert run_jobs([1], blas_threads, threads=1) == [before]   # one job or one thread: as is
+    assert blas_threads(None) == before
 
 
 def test_per_class_generation_on_dask_gives_the_same_bytes(prefect_server):

@@ -43,7 +43,15 @@ def run_jobs(jobs: Sequence[Any], work: Callable[[Any], Any], runner: str = "loc
     and draws from nothing shared; the results come back in job order all the same."""
     if runner == "local":
         if threads > 1 and len(jobs) > 1:
-            with ThreadPoolExecutor(threads) as pool:
+            # BLAS on one thread per job while jobs share the process: two calls into
+            # OpenBLAS's one pool at once may split their sums differently from run to run
+            # (two logistic fits at once changed a digits prediction). The SMOTE arm's k-NN
+            # distances are BLAS products inside SVM and forest jobs; one thread each makes
+            # them independent of scheduling. One BLAS thread computes the same products as
+            # two here (same output split, digits' evaluate byte-identical).
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
                 done = pool.map(work, jobs)
                 return list(track(done, progress, total=len(jobs)) if progress else done)
         return [work(j) for j in (track(jobs, progress) if progress else jobs)]
