@@ -3,9 +3,10 @@
     python bench/table_ceiling.py [--set table|cancer] [--draws 5 --seeds 2]
 
 The table is bench/lowdata_sets.py's (make_classification: 5 classes of two clusters each, 12
-columns), or with --set cancer scikit-learn's breast cancer table (30 columns, 2 classes). Per draw, 5 or 10 labelled rows per class are taken from 70% of it; the other 30% is
-the test set (never used to fit anything). Arms, each trained with the pipeline's own
-classifiers (augflow.evaluation.classifiers):
+columns), or with --set cancer scikit-learn's breast cancer table (30 columns, 2 classes).
+Per draw, 5 or 10 labelled rows per class are taken from 70% of it; the other 30% is the test
+set (never used to fit anything). Arms, each trained with the pipeline's own classifiers
+(augflow.evaluation.classifiers):
 - real: the labelled rows alone;
 - jitter: + 2 copies of each real row with Gaussian noise of 0.3 x the class's per-column
   standard deviation (the tabular analogue of shifts and rotations), weight 1 each;
