@@ -19,6 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from augflow.data.augmented import mix_summary
+from augflow.evaluation.verdict import HOW_TO_READ, verdict_line
 from augflow.paths import STAGES  # one list; a test holds it to dvc.yaml
 
 
@@ -167,8 +168,11 @@ def summary_markdown(results: list[dict], tracking: dict | None = None) -> str:
             lines.append(f"| {clf} | {r['arms']['real']['accuracy']['mean']:.4f} | "
                          f"{r['arms']['augmented']['accuracy']['mean']:.4f} | "
                          f"{g['mean']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] |")
+        lines += ["", "Did augmentation help?", ""]
+        lines += [f"- {verdict_line(clf, r)}" for clf, r in ev["classifiers"].items()
+                  if "verdict" in r]
         verdict = "promoted to champion" if ev["promotion"]["promote"] else "not promoted"
-        lines += ["", f"Promotion: **{verdict}**: {ev['promotion']['reason']}"]
+        lines += ["", HOW_TO_READ, "", f"Promotion: **{verdict}**: {ev['promotion']['reason']}"]
     if tracking:
         lines += ["", f"MLflow: experiment {tracking.get('experiment_id')}, run "
                       f"`{tracking.get('run_id')}` (`make ui`, then "

@@ -29,7 +29,7 @@ def _validate(cfg: Config, p: Paths) -> dict:
 
 def _train(cfg: Config, p: Paths) -> dict:
     from augflow.stages.train import run_train
-    return run_train(cfg.vae, cfg.seed, p, cfg.device)
+    return run_train(cfg.vae, cfg.seed, p, cfg.device, cfg.classic)
 
 
 def _generate(cfg: Config, p: Paths) -> dict:
@@ -45,12 +45,12 @@ def _filter(cfg: Config, p: Paths) -> dict:
 def _augment(cfg: Config, p: Paths) -> dict:
     from augflow.stages.augment import run_augment
     return run_augment(cfg.augment, list(cfg.evaluate.classifiers), cfg.seed, p, cfg.device,
-                       cfg.evaluate.max_real_rows, cfg.evaluate.fit_threads)
+                       cfg.evaluate.max_real_rows, cfg.evaluate.fit_threads, cfg.classic)
 
 
 def _evaluate(cfg: Config, p: Paths) -> dict:
     from augflow.stages.evaluate import run_evaluate
-    return run_evaluate(cfg.evaluate, cfg.filter, cfg.seed, p, cfg.device)
+    return run_evaluate(cfg.evaluate, cfg.filter, cfg.seed, p, cfg.device, cfg.classic)
 
 
 def _track(cfg: Config, p: Paths) -> dict:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from augflow.errors import AugflowError
 
@@ -170,6 +170,33 @@ class FilterConfig(_Strict):
     chunk_rows: int = Field(2048, ge=16)
 
 
+class ClassicConfig(_Strict):
+    """The classic image transforms (augflow.data.transforms): what torchvision.transforms'
+    RandomAffine and ElasticTransform give any image user for free. They make the classic arm,
+    the classic rows of the augmented set and the VAE's training copies alike. Sizes are
+    fractions of the image side, so one setting means the same at 8x8 and at 32x32. The
+    defaults are a practitioner's usual MNIST recipe (rotation 15, translation 0.1, scale
+    0.9-1.1, shear 10) with Simard et al.'s elastic setting (sigma 4 px, ~1.7 px rms at 28x28),
+    not values tuned on any of augflow's sets."""
+
+    rotation: float = Field(15.0, ge=0, le=180)            # degrees, uniform in [-r, r]
+    translate: float = Field(0.1, ge=0, le=0.5)            # per axis, fraction of the side
+    scale: tuple[float, float] = (0.9, 1.1)                # zoom, uniform in [lo, hi]
+    shear: float = Field(10.0, ge=0, lt=90)                # degrees, uniform in [-s, s]
+    elastic: float = Field(0.06, ge=0, le=0.5)             # rms displacement / side; 0: off
+    elastic_smoothness: float = Field(0.14, gt=0, le=1)    # the field's Gaussian sigma / side
+    # what fills pixels moved in from outside the image: zero (dark background: digits,
+    # letters) | reflect (textures, photos) | nearest
+    border: Literal["zero", "reflect", "nearest"] = "zero"
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1] <= 4:
+            raise ValueError("must be [lo, hi] with 0 < lo <= hi <= 4")
+        return v
+
+
 class AugmentConfig(_Strict):
     """How much each source weighs in the augmented set, as a share of the real rows' weight:
     with share s, a source's rows together weigh s x (number of real rows); each real row
@@ -259,6 +286,7 @@ class Config(_Strict):
     generate: GenerateConfig = GenerateConfig()
     extractor: ExtractorConfig = ExtractorConfig()
     filter: FilterConfig = FilterConfig()
+    classic: ClassicConfig = ClassicConfig()
     augment: AugmentConfig = AugmentConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     tracking: TrackingConfig = TrackingConfig()

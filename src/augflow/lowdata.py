@@ -22,7 +22,7 @@ from augflow.device import resolve_device
 from augflow.io import write_bytes, write_json
 from augflow.paths import Paths
 from augflow.progress import Progress
-from augflow.evaluation.stats import arm_and_gain_cis
+from augflow.evaluation.stats import arm_and_paired_cis, best_baseline, verdict
 
 log = logging.getLogger("augflow.lowdata")
 
@@ -54,11 +54,11 @@ def _chain(cfg: Config, paths: Paths, subset_seed: int, classifiers: list[str]) 
     from augflow.stages.train import run_train
 
     run_prepare(cfg.data, cfg.seed, paths, subset_seed=subset_seed)
-    run_train(cfg.vae, cfg.seed, paths, cfg.device)
+    run_train(cfg.vae, cfg.seed, paths, cfg.device, cfg.classic)
     run_generate(cfg.generate, cfg.seed, paths, cfg.device)
     run_filter(cfg.filter, cfg.extractor, cfg.seed, paths, cfg.device)
     return run_augment(cfg.augment, classifiers, cfg.seed, paths, cfg.device,
-                       cfg.evaluate.max_real_rows, cfg.evaluate.fit_threads)
+                       cfg.evaluate.max_real_rows, cfg.evaluate.fit_threads, cfg.classic)
 
 
 def _arm_data(paths: Paths, scheme: dict[str, str]
@@ -91,7 +91,7 @@ def _run_level(cfg: Config, level: int | None, n_draws: int, n_seeds: int,
             data, x_test, y_test, shape = _arm_data(paths, mix["scheme"])
             for clf in classifiers:
                 p = predictions(clf, arms, data, x_test, shape, n_seeds, cfg.seed + 17 * d,
-                                device=device)
+                                device=device, classic=cfg.classic)
                 for a in arms:
                     preds[clf][a].append(p[a])
         bar.update()
@@ -104,11 +104,16 @@ def _run_level(cfg: Config, level: int | None, n_draws: int, n_seeds: int,
     classes = np.unique(y_test)
     for clf in classifiers:
         stacked = {a: np.vstack(v) for a, v in preds[clf].items()}
-        arm_ci, gain = arm_and_gain_cis(y_test, stacked, classes, cfg.evaluate.n_bootstrap,
-                                        cfg.seed)
+        arm_ci, gain_vs = arm_and_paired_cis(y_test, stacked, classes,
+                                             cfg.evaluate.n_bootstrap, cfg.seed)
         entry = result["classifiers"].setdefault(clf, {})
+        best = best_baseline({a: arm_ci[a]["accuracy"]["mean"] for a in arms})
         entry[key] = {"arms": {a: arm_ci[a]["accuracy"] for a in arms},
-                      "gain": gain["accuracy"]}
+                      "gain": gain_vs["real"]["accuracy"],
+                      "gain_vs": {a: g["accuracy"] for a, g in gain_vs.items()},
+                      "best_baseline": best,
+                      "verdict": {"vs_real": verdict(gain_vs["real"]["accuracy"]),
+                                  "vs_best_baseline": verdict(gain_vs[best]["accuracy"])}}
 
 
 def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: int,
@@ -144,14 +149,17 @@ def lowdata_markdown(result: dict) -> str:
              "; ".join(f"{k}/class: " + ", ".join("+".join(d) or "none" for d in s)
                        for k, s in result.get("count_scheme", {}).items())
              + ".", ""]
+    ci = lambda g: f"{g['mean']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}]"
     for clf, per_level in result["classifiers"].items():
         arms = list(next(iter(per_level.values()))["arms"])
-        lines += [f"**{clf}**", "", "| labels/class | " + " | ".join(arms) + " | gain |",
-                  "| --- " * (len(arms) + 2) + "|"]
+        lines += [f"**{clf}**", "", "| labels/class | " + " | ".join(arms) +
+                  " | gain over real | best baseline | gain over it |",
+                  "| --- " * (len(arms) + 4) + "|"]
         for level, e in per_level.items():
             cells = [f"{e['arms'][a]['mean']:.3f}" for a in arms]
-            g = e["gain"]
-            lines.append(f"| {level} | " + " | ".join(cells) +
-                         f" | {g['mean']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}] |")
+            best = e.get("best_baseline", "real")
+            vs_best = e.get("gain_vs", {}).get(best, e["gain"])
+            lines.append(f"| {level} | " + " | ".join(cells) + f" | {ci(e['gain'])} | {best} | "
+                         f"{ci(vs_best)} |")
         lines.append("")
     return "\n".join(lines)

@@ -27,3 +27,33 @@ def test_a_real_gain_has_a_ci_above_zero():
     _, gain = arm_and_gain_cis(y, {"real": base, "augmented": better}, np.arange(4), 500, 3)
     assert gain["accuracy"]["ci_low"] > 0.05
     assert gain["macro_f1"]["ci_low"] > 0
+
+
+def test_gains_against_every_arm_are_paired_and_name_the_best_baseline():
+    from augflow.evaluation.stats import arm_and_paired_cis, best_baseline, verdict
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 4, size=600)
+    real = np.where(rng.random((4, 600)) < 0.6, y, (y + 1) % 4)
+    classic = np.where(rng.random((4, 600)) < 0.5, y, real)          # fixes half of real's errors
+    augmented = np.where(rng.random((4, 600)) < 0.3, y, classic)     # and a few more
+    arms, gain_vs = arm_and_paired_cis(
+        y, {"real": real, "augmented": augmented, "classic": classic}, np.arange(4), 500, 5)
+    assert set(gain_vs) == {"real", "classic"}
+    for arm in ("real", "classic"):
+        g = gain_vs[arm]["accuracy"]
+        diff = arms["augmented"]["accuracy"]["mean"] - arms[arm]["accuracy"]["mean"]
+        assert abs(g["mean"] - diff) < 1e-12
+        assert g["ci_low"] > 0 and verdict(g) == "better"
+    # paired: the gain over classic is far narrower than the two arms' own CIs side by side
+    own = arms["classic"]["accuracy"]["ci_high"] - arms["classic"]["accuracy"]["ci_low"]
+    paired = gain_vs["classic"]["accuracy"]["ci_high"] - gain_vs["classic"]["accuracy"]["ci_low"]
+    assert paired < own
+    # the old single-gain call is the gain over real from the same draws
+    _, gain = arm_and_gain_cis(y, {"real": real, "augmented": augmented, "classic": classic},
+                               np.arange(4), 500, 5)
+    assert gain == gain_vs["real"]
+    means = {a: v["accuracy"]["mean"] for a, v in arms.items()}
+    assert best_baseline(means) == "classic"
+    assert verdict({"mean": -0.1, "ci_low": -0.2, "ci_high": -0.01}) == "worse"
+    assert verdict({"mean": 0.0, "ci_low": -0.2, "ci_high": 0.1}) == "level"

@@ -93,6 +93,8 @@ def mix_summary(mix: dict) -> str:
     if count:
         text += (f"; {', '.join(count)} given the count weights (sample_weight_count: real and "
                  "classic rows 1 each)")
-    if not mix["helped_on_val"]:
+    if not mix.get("added", mix["helped_on_val"]):
         text += "; no amount of added data helped on validation"
+    elif not mix["helped_on_val"]:
+        text += "; on validation the chosen mix did not score above real rows alone"
     return text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from augflow.config import ClassicConfig
 from augflow.errors import AugflowError
 
 
@@ -25,46 +26,34 @@ def smote_rows(x: np.ndarray, y: np.ndarray, extra_per_class: dict[int, int], se
 
 
 def classic_variants(x: np.ndarray, y: np.ndarray, extra_per_class: dict[int, int],
-                     image_shape: tuple[int, ...], seed: int
+                     image_shape: tuple[int, ...], seed: int,
+                     cfg: ClassicConfig = ClassicConfig()
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Classical image augmentation: random small shifts and rotations of real rows (channel-last
-    (h, w, c) images flattened); shifts scale with the image: one pixel per 8. Returns the new
+    """Classical image augmentation: extra_per_class[c] real rows of class c, drawn with
+    replacement, each moved by a random affine map and elastic field (augflow.data.transforms,
+    params.yaml's `classic`). Rows are channel-last (h, w, c) images flattened. Returns the new
     rows, their labels and the index of the real row each was made from."""
-    from scipy.ndimage import rotate, shift
+    from augflow.data.transforms import classic_transform
 
     rng = np.random.default_rng(seed)
-    h, w = image_shape[:2]
-    shape = (h, w, image_shape[2] if len(image_shape) > 2 else 1)
-    reach = max(1, min(h, w) // 8)
-    new_x, new_y, parents = [], [], []
-    for c, n in sorted(extra_per_class.items()):
-        idx = np.flatnonzero(y == c)
-        if len(idx) == 0:
-            continue
-        for i in rng.choice(idx, size=n, replace=True):
-            img = x[i].reshape(shape)
-            img = rotate(img, rng.uniform(-12, 12), axes=(1, 0), reshape=False, order=1,
-                         mode="constant")
-            img = shift(img, (*rng.integers(-reach, reach + 1, size=2), 0), order=0,
-                        mode="constant")
-            new_x.append(np.clip(img, 0, 1).ravel())
-            new_y.append(c)
-            parents.append(i)
-    if not new_x:
+    parents = [rng.choice(np.flatnonzero(y == c), size=n, replace=True)
+               for c, n in sorted(extra_per_class.items()) if n > 0 and (y == c).any()]
+    if not parents:
         return x[:0], y[:0], np.zeros(0, np.int64)
-    return (np.asarray(new_x, np.float32), np.asarray(new_y, np.int64),
-            np.asarray(parents, np.int64))
+    idx = np.concatenate(parents).astype(np.int64)
+    return classic_transform(x[idx], image_shape, cfg, rng), y[idx].astype(np.int64), idx
 
 
 def classic_rows(x: np.ndarray, y: np.ndarray, extra_per_class: dict[int, int],
-                 image_shape: tuple[int, ...], seed: int):
+                 image_shape: tuple[int, ...], seed: int, cfg: ClassicConfig = ClassicConfig()):
     """The real rows plus extra_per_class[c] classic variants of class c."""
-    xc, yc, _ = classic_variants(x, y, extra_per_class, image_shape, seed)
+    xc, yc, _ = classic_variants(x, y, extra_per_class, image_shape, seed, cfg)
     return np.vstack([x, xc]), np.concatenate([y, yc])
 
 
 def arm_training_set(arm: str, data: dict[str, tuple], image_shape: tuple | None,
-                     seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                     seed: int, classic: ClassicConfig = ClassicConfig()
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(x, y, sample weights or None) an arm trains on. `data` holds (x, y) of real, kept and
     generated (synthetic after / before filtering) and (x, y, w) of augmented (the augment
     stage's output, weighted). smote and classic add as many rows per class as the augmented
@@ -89,5 +78,5 @@ def arm_training_set(arm: str, data: dict[str, tuple], image_shape: tuple | None
         if image_shape is None:
             raise AugflowError("the classic arm needs image data", field="evaluate.arms",
                                rule="classic requires images")
-        return (*classic_rows(xr, yr, extra, image_shape, seed), None)
+        return (*classic_rows(xr, yr, extra, image_shape, seed, classic), None)
     raise AugflowError(f"unknown arm {arm!r}", field="evaluate.arms", rule="known arm")

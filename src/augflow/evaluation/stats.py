@@ -44,12 +44,33 @@ def summarise(draws: np.ndarray) -> dict[str, float]:
     return {"mean": float(draws[0]), "ci_low": float(lo), "ci_high": float(hi)}
 
 
-def arm_and_gain_cis(y: np.ndarray, preds: dict[str, np.ndarray], classes: np.ndarray,
-                     n_boot: int, seed: int, base: str = "real", treated: str = "augmented"):
-    """CI per arm, and the paired CI of treated - base (same seeds and rows in every draw)."""
+def arm_and_paired_cis(y: np.ndarray, preds: dict[str, np.ndarray], classes: np.ndarray,
+                       n_boot: int, seed: int, treated: str = "augmented"):
+    """CI per arm, and the paired CI of treated - arm for every other arm (the same seeds and
+    test rows in every draw, so what the arms share cancels). Returns (per arm: metric ->
+    summary, per other arm: metric -> summary of the gain)."""
     k, n = next(iter(preds.values())).shape
     seed_idx, weights = _draws(k, n, n_boot + 1, seed)
     per_arm = {arm: _scores(y, p, classes, seed_idx, weights) for arm, p in preds.items()}
     arms = {arm: {m: summarise(v) for m, v in s.items()} for arm, s in per_arm.items()}
-    gain = {m: summarise(per_arm[treated][m] - per_arm[base][m]) for m in per_arm[base]}
-    return arms, gain
+    gain_vs = {arm: {m: summarise(per_arm[treated][m] - s[m]) for m in s}
+               for arm, s in per_arm.items() if arm != treated}
+    return arms, gain_vs
+
+
+def arm_and_gain_cis(y: np.ndarray, preds: dict[str, np.ndarray], classes: np.ndarray,
+                     n_boot: int, seed: int, base: str = "real", treated: str = "augmented"):
+    """CI per arm, and the paired CI of treated - base (same seeds and rows in every draw)."""
+    arms, gain_vs = arm_and_paired_cis(y, preds, classes, n_boot, seed, treated)
+    return arms, gain_vs[base]
+
+
+def best_baseline(arm_means: dict[str, float], treated: str = "augmented") -> str:
+    """The arm other than `treated` with the highest mean (ties: the first listed)."""
+    others = [a for a in arm_means if a != treated]
+    return max(others, key=lambda a: (arm_means[a], -others.index(a)))
+
+
+def verdict(gain: dict[str, float]) -> str:
+    """better / worse / level: whether a paired gain's 95% CI lies above zero, below, or spans it."""
+    return "better" if gain["ci_low"] > 0 else "worse" if gain["ci_high"] < 0 else "level"

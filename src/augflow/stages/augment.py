@@ -34,7 +34,7 @@ import torch
 from augflow.evaluation.arms import classic_variants
 from augflow.evaluation.classifiers import fit_threads_for, fit_weighted, make_classifier
 from augflow.evaluation.subsample import follow_parents, real_subset
-from augflow.config import AugmentConfig
+from augflow.config import AugmentConfig, ClassicConfig
 from augflow.data.augmented import (ORIGIN, REAL, WEIGHT, WEIGHT_COUNT, WEIGHTS, origin_kinds,
                                     origin_parents, sample_lineage)
 from augflow.data.schema import Schema, frame_xy, read_schema, read_xy
@@ -75,9 +75,9 @@ def augment_table(real: pd.DataFrame, extra: list[tuple[pd.DataFrame, np.ndarray
 
 
 def _classic_table(xr: np.ndarray, yr: np.ndarray, per_class: dict[int, int], schema: Schema,
-                   seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    assert schema.image_shape is not None   # classic shifts and rotations exist for images only
-    xc, yc, parents = classic_variants(xr, yr, per_class, schema.image_shape, seed)
+                   seed: int, classic: ClassicConfig) -> tuple[pd.DataFrame, np.ndarray]:
+    assert schema.image_shape is not None   # classic transforms exist for images only
+    xc, yc, parents = classic_variants(xr, yr, per_class, schema.image_shape, seed, classic)
     table = make_table(schema.encoder.inverse(xc), yc)
     return table, np.asarray([f"classic:{p}" for p in parents], dtype=object)
 
@@ -139,7 +139,8 @@ def choose_scale(correct: dict[float, np.ndarray]) -> float:
     return best if gain[best] > 2 * se else 1.0
 
 
-def _unweighted_table(cfg: AugmentConfig, schema: Schema, paths: Paths, seed: int) -> pd.DataFrame:
+def _unweighted_table(cfg: AugmentConfig, schema: Schema, paths: Paths, seed: int,
+                      classic: ClassicConfig) -> pd.DataFrame:
     """Real train rows, then the kept synthetic rows, then (images) classic variants of the
     real rows, in the user's format with their origin; no weights yet."""
     real = read_parquet(paths.split("train"))
@@ -153,7 +154,7 @@ def _unweighted_table(cfg: AugmentConfig, schema: Schema, paths: Paths, seed: in
         per_class = {int(c): (cfg.classic_per_class if cfg.classic_per_class is not None
                               else int(round(cfg.classic_per_kept * (yk == c).sum())))
                      for c in np.unique(yr)}
-        extra.append(_classic_table(xr, yr, per_class, schema, seed + 101))
+        extra.append(_classic_table(xr, yr, per_class, schema, seed + 101, classic))
     return augment_table(real, extra, schema)
 
 
@@ -220,7 +221,7 @@ def _count_scheme_applies(cfg: AugmentConfig, kinds: np.ndarray) -> bool:
 
 def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Paths,
                 device: str = "auto", max_real_rows: int | None = None,
-                fit_threads: int = 1) -> dict:
+                fit_threads: int = 1, classic: ClassicConfig = ClassicConfig()) -> dict:
     """Write the augmented training set (real, classic and kept synthetic rows with their
     origin, sample_weight and, for images, sample_weight_count) and report how the mix was
     chosen. `device` (params.yaml's): where the torch classifiers (mlp, cnn) train on the
@@ -228,7 +229,7 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
     and how many run at once."""
     dev = resolve_device(device)
     schema = read_schema(paths.schema)
-    table = _unweighted_table(cfg, schema, paths, seed)
+    table = _unweighted_table(cfg, schema, paths, seed, classic)
     kinds = origin_kinds(table[ORIGIN].to_numpy())
     shares = {"classic": cfg.classic_share, "synthetic": cfg.synthetic_share}
     picked: dict = {"scale": 1.0, "n_val": 0, "schemes": {c: "share" for c in classifiers},
@@ -246,7 +247,7 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
     write_parquet(paths.augmented, table)
 
     counts = {k: int((kinds == k).sum()) for k in (REAL, "classic", "synthetic")}
-    helped = scale > 0 or sum(shares.values()) == 0
+    added = scale > 0 or sum(shares.values()) == 0
     # every row of one source weighs the same in either scheme: one number per source
     row_weights = {c: {k: float(weights[picked["schemes"][c]][kinds == k][0]) if counts[k]
                        else 0.0 for k in counts} for c in classifiers}
@@ -256,7 +257,8 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
                  "val_accuracy": {f"{k:g}": v for k, v in picked["scores"].items()},
                  "val_accuracy_per_classifier": picked["per_classifier"],
                  "val_accuracy_count": picked["count_accuracy"],
-                 "n_val": picked["n_val"], "helped_on_val": bool(helped),
+                 "n_val": picked["n_val"], "added": bool(added),
+                 **val_verdict(picked, classifiers, scale),
                  "scheme": picked["schemes"], "row_weights": row_weights,
                  "synthetic_row_weight": cfg.synthetic_row_weight}
     if "fit_rows" in picked:
@@ -268,6 +270,22 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
                "synthetic_fraction": counts["synthetic"] / max(len(table), 1), "mix": mix}
     write_bytes(paths.augment_report, augment_report_md(metrics, classifiers).encode())
     return metrics
+
+
+def val_verdict(picked: dict, classifiers: list[str], scale: float) -> dict:
+    """Whether the chosen mix scored above real rows alone on validation: the mean over the
+    classifiers of each one's accuracy with the weights it is given (its scheme at the chosen
+    scale) against scale 0 (the added rows weigh nothing). helped_on_val is true only then;
+    without a scale-0 fit (select fixed, or 0 not in augment.scales) it is false: unshown."""
+    per, count = picked["per_classifier"], picked["count_accuracy"]
+    if not classifiers or any("0" not in per.get(c, {}) for c in classifiers):
+        return {"helped_on_val": False}
+    given = [count[c] if picked["schemes"].get(c) == "count" else per[c][f"{scale:g}"]
+             for c in classifiers]
+    real = [per[c]["0"] for c in classifiers]
+    chosen, alone = float(np.mean(given)), float(np.mean(real))
+    return {"helped_on_val": bool(scale > 0 and chosen > alone), "val_accuracy_chosen": chosen,
+            "val_accuracy_real": alone}
 
 
 def _weight_fraction(w: pd.Series, kinds: np.ndarray, counts: dict[str, int]) -> dict[str, float]:
@@ -309,10 +327,16 @@ def augment_report_md(m: dict, classifiers: list[str]) -> str:
                       f"{mix['classic_share']:g}, synthetic share {mix['synthetic_share']:g})."]
     else:
         lines += ["", "Shares fixed in params.yaml (augment.select: fixed)."]
-    if not mix["helped_on_val"]:
+    if not mix.get("added", mix["helped_on_val"]):
         lines += ["", "**No amount of added data helped on validation**: every added row "
                       "weighs 0, the augmented set trains like the real rows alone, and the VAE "
                       "is not promoted."]
+    elif mix["select"] == "val" and not mix["helped_on_val"] and "val_accuracy_real" in mix:
+        lines += ["", f"**On validation the chosen mix did not score above real rows alone** "
+                      f"({mix['val_accuracy_chosen']:.3f} vs {mix['val_accuracy_real']:.3f}, "
+                      "mean over the classifiers with the weights each is given): the configured "
+                      "shares stay because no other scale beat them by two standard errors. "
+                      "The test evaluation decides whether they help."]
     if mix.get("val_accuracy_count"):
         count_acc, per = mix["val_accuracy_count"], mix["val_accuracy_per_classifier"]
         lines += ["", "Weights per classifier, chosen on the same validation rows: `share` is "

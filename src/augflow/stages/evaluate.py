@@ -14,18 +14,20 @@ import torch
 from augflow.evaluation.arms import SEED_FREE_ARMS, arm_training_set
 from augflow.evaluation.classifiers import (SEED_FREE_CLASSIFIERS, fit_threads_for, fit_weighted,
                                            make_classifier)
-from augflow.config import EvaluateConfig, FilterConfig
+from augflow.config import ClassicConfig, EvaluateConfig, FilterConfig
 from augflow.checkpoints import load_extractor
 from augflow.data.augmented import (ORIGIN, WEIGHTS, added_weight_fraction, origin_parents,
                                     read_augmented, sample_lineage)
 from augflow.data.schema import Schema, frame_xy, read_schema, read_xy
+from augflow.data.transforms import describe as describe_classic
 from augflow.device import resolve_device
 from augflow.errors import AugflowError
 from augflow.io import read_json, read_parquet, write_bytes, write_json
 from augflow.paths import Paths
 from augflow.quality.fidelity import KID_NOTE, fidelity_report
 from augflow.runners import FitJob, run_jobs
-from augflow.evaluation.stats import arm_and_gain_cis
+from augflow.evaluation.stats import arm_and_paired_cis, best_baseline, verdict
+from augflow.evaluation.verdict import HOW_TO_READ, signed_ci, verdict_line
 from augflow.evaluation.subsample import follow_parents, real_subset
 
 log = logging.getLogger("augflow.evaluate")
@@ -38,13 +40,14 @@ class _FitPredict:
     callable, so a Dask worker can run it as well as this process."""
 
     def __init__(self, data: dict, x_test: np.ndarray, image_shape,
-                 device: torch.device | None = None) -> None:
+                 device: torch.device | None = None,
+                 classic: ClassicConfig = ClassicConfig()) -> None:
         self.data, self.x_test, self.image_shape = data, x_test, image_shape
-        self.device = device
+        self.device, self.classic = device, classic
 
     def __call__(self, job: FitJob) -> np.ndarray:
         torch.set_num_threads(1)   # also on a Dask worker: small fits, no thread oversubscription
-        x, y, w = arm_training_set(job.arm, self.data, self.image_shape, job.seed)
+        x, y, w = arm_training_set(job.arm, self.data, self.image_shape, job.seed, self.classic)
         if job.arm == "augmented":
             # the weighting scheme this classifier was given on validation (augment stage)
             w = self.data["augmented_weights"][self.data["scheme"].get(job.classifier, "share")]
@@ -57,7 +60,8 @@ class _FitPredict:
 def predictions(clf_name: str, arms: Sequence[str], data: dict, x_test: np.ndarray,
                 image_shape, n_seeds: int, base_seed: int, runner: str = "local",
                 workers: int = 2, device: torch.device | None = None,
-                threads: int = 1) -> dict[str, np.ndarray]:
+                threads: int = 1, classic: ClassicConfig = ClassicConfig()
+                ) -> dict[str, np.ndarray]:
     """Test-set predictions, shape (n_seeds, n_test), per arm; `device` for the torch classifiers.
 
     A seed-free classifier on a seed-free arm gives the same predictions under every seed, so
@@ -67,7 +71,7 @@ def predictions(clf_name: str, arms: Sequence[str], data: dict, x_test: np.ndarr
     once = clf_name in SEED_FREE_CLASSIFIERS
     jobs = [FitJob(clf_name, arm, base_seed + s) for arm in arms
             for s in range(1 if once and arm in SEED_FREE_ARMS else n_seeds)]
-    got = run_jobs(jobs, _FitPredict(data, x_test, image_shape, device), runner, workers,
+    got = run_jobs(jobs, _FitPredict(data, x_test, image_shape, device, classic), runner, workers,
                    progress=f"evaluate {clf_name} fits",
                    threads=fit_threads_for([clf_name], threads))
     by_arm: dict[str, list[np.ndarray]] = {arm: [] for arm in arms}
@@ -131,6 +135,17 @@ def cap_fit_rows(data: dict, cap: int | None, seed: int) -> tuple[dict, dict]:
     return out, info
 
 
+def against_baselines(arms: dict[str, dict], gain_vs: dict[str, dict]) -> dict:
+    """One classifier's entry of metrics/evaluate.json: every arm's CIs; `gain` (augmented -
+    real, paired), `gain_vs` (augmented - each other arm, paired over the same seeds and test
+    rows); the best baseline (the other arm with the highest mean accuracy) and whether the
+    augmented set beat real and that baseline (better / worse / level by the accuracy CI)."""
+    best = best_baseline({a: v["accuracy"]["mean"] for a, v in arms.items()})
+    return {"arms": arms, "gain": gain_vs["real"], "gain_vs": gain_vs, "best_baseline": best,
+            "verdict": {"vs_real": verdict(gain_vs["real"]["accuracy"]),
+                        "vs_best_baseline": verdict(gain_vs[best]["accuracy"])}}
+
+
 def promotion_decision(result: dict, cfg: EvaluateConfig, added_weight: float = 1.0) -> dict:
     """Promote when the gain's CI clears the threshold and the augment stage gave the added
     rows weight (a zero weight means no amount helped on validation: nothing to promote)."""
@@ -147,7 +162,7 @@ def promotion_decision(result: dict, cfg: EvaluateConfig, added_weight: float = 
 
 
 def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths: Paths,
-                 device: str = "auto") -> dict:
+                 device: str = "auto", classic: ClassicConfig = ClassicConfig()) -> dict:
     """Every classifier x arm x seed, fitted on the arm's rows and scored on the real test
     split, with bootstrap CIs of each arm and of the gain over real; the promotion decision;
     fidelity of the kept samples against test. Returns the metrics (metrics/evaluate.json).
@@ -179,15 +194,18 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
     for clf in cfg.classifiers:
         log.info("evaluating %s on arms %s x %d seeds", clf, arms, cfg.n_seeds)
         preds = predictions(clf, arms, fit_data, xt_s, image_shape, cfg.n_seeds, seed, cfg.runner,
-                            cfg.dask_workers, dev, cfg.fit_threads)
-        arm_ci, gain = arm_and_gain_cis(yt, preds, classes, cfg.n_bootstrap, seed)
+                            cfg.dask_workers, dev, cfg.fit_threads, classic)
+        arm_ci, gain_vs = arm_and_paired_cis(yt, preds, classes, cfg.n_bootstrap, seed)
         headline = lambda d: {m: v for m, v in d.items() if m in HEADLINE_METRICS}
-        result["classifiers"][clf] = {"arms": {a: headline(v) for a, v in arm_ci.items()},
-                                      "gain": headline(gain)}
+        result["classifiers"][clf] = against_baselines(
+            {a: headline(v) for a, v in arm_ci.items()},
+            {a: headline(v) for a, v in gain_vs.items()})
         for arm in arms:
             table_rows.append({"classifier": clf, "arm": arm, **arm_ci[arm]["accuracy"]})
             recall_rows += [{"classifier": clf, "arm": arm, "class": m.rsplit("_", 1)[1], **v}
                             for m, v in arm_ci[arm].items() if m.startswith("recall_class_")]
+    if image_shape is not None:
+        result["classic_transforms"] = describe_classic(classic)
     result["added_weight_fraction"] = added_weight_fraction(paths.augmented)
     result["scheme"] = {c: scheme.get(c, "share") for c in cfg.classifiers}
     result["promotion"] = promotion_decision(result, cfg, result["added_weight_fraction"])
@@ -230,6 +248,18 @@ def _ci(d: dict) -> str:
     return f"{d['mean']:.4f} [{d['ci_low']:.4f}, {d['ci_high']:.4f}]"
 
 
+def verdict_lines(result: dict) -> list[str]:
+    """The answer first: per classifier, the augmented set against real and against the best
+    baseline, with the paired CIs behind each word."""
+    lines = ["## Did augmentation help?", ""]
+    if result.get("added_weight_fraction", 1.0) <= 0:
+        lines += ["No amount of added data helped on validation: the added rows weigh 0, so the "
+                  "augmented arm is the real data (augment report).", ""]
+    lines += [f"- {verdict_line(clf, r)}" for clf, r in result["classifiers"].items()
+              if "verdict" in r]
+    return lines + ["", HOW_TO_READ, ""]
+
+
 def evaluate_report_md(result: dict) -> str:
     lines = ["# Evaluation report", "",
              f"{result['n_seeds']} seeds per arm; {result['n_test']} untouched real test rows. "
@@ -245,6 +275,10 @@ def evaluate_report_md(result: dict) -> str:
                   f"{rows['real_rows']} real train rows and the {rows['augmented_rows_fitted']} "
                   "augmented rows made from them (evaluate.max_real_rows, README \"At scale\"). "
                   "With all the rows the gain is likely smaller.", ""]
+    lines += verdict_lines(result)
+    if "classic_transforms" in result:
+        lines += [f"The classic arm (and the augmented set's classic rows): "
+                  f"{result['classic_transforms']} (params.yaml `classic`).", ""]
     for clf, r in result["classifiers"].items():
         weights = {"share": "`sample_weight`", "count": "`sample_weight_count`"}[
             result.get("scheme", {}).get(clf, "share")]
@@ -260,7 +294,12 @@ def evaluate_report_md(result: dict) -> str:
                    "augmentation hurt" if g["ci_high"] < 0 else
                    "no clear effect: the CI of the gain includes zero"))
         lines += ["", f"Gain (augmented - real), paired: accuracy {_ci(g)}, macro-F1 "
-                      f"{_ci(r['gain']['macro_f1'])}. **{verdict}.**", ""]
+                      f"{_ci(r['gain']['macro_f1'])}. **{verdict}.**", "",
+                  "Paired gain of the augmented set over each arm (same seeds and test rows):", "",
+                  "| augmented - | accuracy | macro-F1 |", "| --- | --- | --- |"]
+        for arm, gv in r.get("gain_vs", {}).items():
+            lines.append(f"| {arm} | {signed_ci(gv['accuracy'])} | {signed_ci(gv['macro_f1'])} |")
+        lines.append("")
     p = result["promotion"]
     lines += ["## Promotion", "", f"{'Promote' if p['promote'] else 'Do not promote'}: {p['reason']}.", ""]
     fv = result["fidelity_vs_test"]

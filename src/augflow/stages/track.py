@@ -16,6 +16,7 @@ import yaml
 from augflow.config import Config
 from augflow.data.augmented import mix_summary
 from augflow.errors import AugflowError
+from augflow.evaluation.verdict import HOW_TO_READ, verdict_line
 from augflow.io import read_json, write_json
 from augflow.paths import STAGES as STAGE_NAMES
 from augflow.paths import Paths
@@ -326,6 +327,13 @@ def _log_summary(mlflow, paths: Paths, evaluation: dict, mix: dict | None) -> No
         mlflow.log_input(ds, context="evaluation" if split == "test" else "training")
     mlflow.log_metrics(flatten({k: evaluation["classifiers"][k]["gain"]
                                 for k in evaluation["classifiers"]}, "gain."))
+    # beside the gain over real, the gain over each classifier's best baseline (accuracy; every
+    # arm's paired gain is in the evaluate.json artifact), and which arm that was
+    vs_best = {k: {"accuracy": r["gain_vs"][r["best_baseline"]]["accuracy"]}
+               for k, r in evaluation["classifiers"].items() if "gain_vs" in r}
+    mlflow.log_metrics(flatten(vs_best, "gain_vs_best."))
+    mlflow.set_tags({f"best_baseline.{k}": r["best_baseline"]
+                     for k, r in evaluation["classifiers"].items() if "best_baseline" in r})
     # The headline a reviewer scans in the runs table: what the filter kept, how close the
     # kept set is to the real one, and the promotion decision (gains and mix beside them).
     if paths.metrics("filter").is_file():
@@ -422,8 +430,11 @@ def _verdict(promotion: dict) -> str:
 def run_description(evaluation: dict, reused: dict[str, str], mix: dict | None) -> str:
     """The parent run's Description (markdown): the verdict, the gains, the mix, what was reused."""
     p = evaluation["promotion"]
-    lines = [f"**{_verdict(p)}**: {p['reason']}.",
-             "", "| classifier | real | augmented | gain [95% CI] |", "| --- | --- | --- | --- |"]
+    # the answer first: MLflow shows the first lines and folds the rest behind "Show more"
+    lines = [f"- {verdict_line(clf, r)}" for clf, r in evaluation["classifiers"].items()
+             if "verdict" in r]
+    lines += ["", f"**{_verdict(p)}**: {p['reason']}.", "", HOW_TO_READ,
+              "", "| classifier | real | augmented | gain [95% CI] |", "| --- | --- | --- | --- |"]
     for clf, r in evaluation["classifiers"].items():
         g = r["gain"]["accuracy"]
         lines.append(f"| {clf} | {r['arms']['real']['accuracy']['mean']:.4f} | "

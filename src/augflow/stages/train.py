@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from augflow.config import VAEConfig
+from augflow.config import ClassicConfig, VAEConfig
 from augflow.checkpoints import save_cvae
 from augflow.data.schema import read_schema, read_xy
 from augflow.device import resolve_device
@@ -41,15 +41,16 @@ def _load_resume(path, fingerprint: str) -> dict | None:
 
 
 def with_classic_copies(x: np.ndarray, y: np.ndarray, copies: int, image_shape,
-                        seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Images: the real rows plus `copies` shifted/rotated copies of each, what the VAE trains
-    on. Tables (no image shape) or copies=0: the real rows as they are."""
+                        seed: int, classic: ClassicConfig = ClassicConfig()
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Images: the real rows plus `copies` classic copies of each (params.yaml's `classic`
+    transforms, the same that make the classic arm), what the VAE trains on. Tables (no image shape) or copies=0: the real rows as they are."""
     if not image_shape or copies == 0 or len(x) == 0:
         return x, y
     from augflow.evaluation.arms import classic_rows
 
     extra = {int(c): copies * int((y == c).sum()) for c in np.unique(y)}
-    return classic_rows(x, y, extra, tuple(image_shape), seed)
+    return classic_rows(x, y, extra, tuple(image_shape), seed, classic)
 
 
 def copies_for(copies: int, n_rows: int, epoch_rows: int | None) -> int:
@@ -62,7 +63,8 @@ def copies_for(copies: int, n_rows: int, epoch_rows: int | None) -> int:
     return min(copies, max(0, math.ceil(epoch_rows / n_rows) - 1))
 
 
-def run_train(cfg: VAEConfig, seed: int, paths: Paths, device: str = "auto") -> dict:
+def run_train(cfg: VAEConfig, seed: int, paths: Paths, device: str = "auto",
+              classic: ClassicConfig = ClassicConfig()) -> dict:
     """Fit the CVAE on the train rows (plus classic copies for images), early-stopped on
     validation, resuming an interrupted run of the same config and data; write the checkpoint
     (with the per-class latent fits) and the loss curve. `device`: params.yaml's, resolved
@@ -71,7 +73,7 @@ def run_train(cfg: VAEConfig, seed: int, paths: Paths, device: str = "auto") -> 
     schema = read_schema(paths.schema)
     x_real, y_real = read_xy(paths.split("train"), schema)
     copies = copies_for(cfg.train_copies, len(x_real), cfg.epoch_rows)
-    x, y = with_classic_copies(x_real, y_real, copies, schema.image_shape, seed)
+    x, y = with_classic_copies(x_real, y_real, copies, schema.image_shape, seed, classic)
     xv, yv = read_xy(paths.split("val"), schema)
     fingerprint = _fingerprint(cfg, seed, x, y, xv, yv)
     resume = _load_resume(paths.train_resume, fingerprint)

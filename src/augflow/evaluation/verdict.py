@@ -1,0 +1,28 @@
+"""The answer in words: did the augmented set beat real data and the best baseline? One line per
+classifier, shared by the evaluate report, the MLflow run description and the Prefect summary,
+so every screen says the same thing."""
+
+from __future__ import annotations
+
+SAYS = {"better": "better than", "worse": "worse than", "level": "level with"}
+
+
+def signed_ci(d: dict) -> str:
+    return f"{d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
+
+
+def verdict_line(clf: str, r: dict) -> str:
+    """One classifier's entry of metrics/evaluate.json in a sentence (markdown): its augmented
+    accuracy, better / level / worse than real and than the best baseline, with the paired CIs."""
+    aug = r["arms"]["augmented"]["accuracy"]["mean"]
+    head = f"**{clf}**: augmented {aug:.4f} is **{SAYS[r['verdict']['vs_real']]} real** " \
+           f"({signed_ci(r['gain']['accuracy'])})"
+    best = r["best_baseline"]
+    if best == "real":
+        return head + "; real is also the best baseline."
+    return (head + f" and **{SAYS[r['verdict']['vs_best_baseline']]} the best baseline, {best}** "
+            f"({signed_ci(r['gain_vs'][best]['accuracy'])}).")
+
+
+HOW_TO_READ = ("Accuracy gains of the augmented set, paired over seeds and test rows, with 95% "
+               "bootstrap CIs; better / worse: the CI lies above / below zero; level: it spans zero.")
