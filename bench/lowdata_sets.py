@@ -9,6 +9,10 @@ Sets:
   built-in font: random size, stroke width, rotation, shear, position, elastic wobble, blur and
   sensor noise; 300 images per letter, written as PNGs in class folders (source image_folder).
   Nothing in it comes from digits; it goes through the conv CVAE and the CNN extractor.
+- shapes32: 32x32 RGB images of six shapes (circle, square, triangle, cross, ring, star) in a
+  random colour, size, position and turn on random striped or blotchy two-colour backgrounds,
+  written as PNGs (source image_folder, 3 channels). Another kind of image than strokes on black:
+  colour, texture, a background that fills the frame.
 - wine: scikit-learn's wine table (13 numeric columns, 3 classes), source wine. Easy (real
   alone scores ~0.97) and its test split holds 36 rows: wide CIs.
 - cancer: scikit-learn's breast cancer table (30 numeric columns, 2 classes, 569 rows), source
@@ -76,6 +80,73 @@ def write_glyphs(folder: Path, per_class: int = 300, seed: int = 0) -> None:
             Image.fromarray(_glyph(letter, rng)).save(sub / f"{i:04d}.png")
 
 
+SHAPES = ("circle", "square", "triangle", "cross", "ring", "star")
+
+
+def _shape32(kind: str, rng: np.random.Generator) -> np.ndarray:
+    """One 32x32 RGB image: a filled shape of random colour, size, position and turn on a
+    random two-colour textured background (stripes or blotches), blurred and noisy; the class
+    is the shape, never the colour or the texture."""
+    from PIL import Image, ImageDraw, ImageFilter
+    from scipy.ndimage import gaussian_filter
+
+    big = 64
+    yy, xx = np.mgrid[:big, :big] / big
+    c1, c2 = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
+    if rng.random() < 0.5:     # stripes at a random angle and frequency
+        a = rng.uniform(0, np.pi)
+        t = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(2, 7) * (xx * np.cos(a) + yy * np.sin(a)))
+    else:                      # blotches: smoothed noise
+        t = gaussian_filter(rng.uniform(0, 1, (big, big)), rng.uniform(2, 5))
+        t = (t - t.min()) / max(np.ptp(t), 1e-9)
+    bg = (c1[None, None] * t[..., None] + c2[None, None] * (1 - t[..., None])) * 255
+    img = Image.fromarray(bg.astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(img)
+    r = rng.uniform(12, 22)
+    cx, cy = rng.uniform(r + 2, big - r - 2, 2)
+    # the shape's colour far from the background's mean, so it stays visible
+    fill = tuple(int(v) for v in 255 * np.where(((c1 + c2) / 2) > 0.5, rng.uniform(0, 0.3, 3),
+                                                rng.uniform(0.7, 1, 3)))
+    turn = rng.uniform(0, 2 * np.pi)
+    poly = lambda k, rad: [(cx + rad[i % len(rad)] * np.cos(turn + 2 * np.pi * i / k),
+                            cy + rad[i % len(rad)] * np.sin(turn + 2 * np.pi * i / k))
+                           for i in range(k)]
+    if kind == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+    elif kind == "ring":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=fill, width=int(rng.integers(4, 7)))
+    elif kind == "square":
+        draw.polygon(poly(4, [r]), fill=fill)
+    elif kind == "triangle":
+        draw.polygon(poly(3, [r]), fill=fill)
+    elif kind == "star":
+        draw.polygon(poly(10, [r, r * 0.45]), fill=fill)
+    else:   # cross: two bars
+        w = r * 0.35
+        for k in range(2):
+            ang = turn + k * np.pi / 2
+            dx, dy = np.cos(ang), np.sin(ang)
+            draw.polygon([(cx + r * dx - w * dy, cy + r * dy + w * dx),
+                          (cx + r * dx + w * dy, cy + r * dy - w * dx),
+                          (cx - r * dx + w * dy, cy - r * dy - w * dx),
+                          (cx - r * dx - w * dy, cy - r * dy + w * dx)], fill=fill)
+    img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.0))).resize((32, 32),
+                                                                              Image.BILINEAR)
+    a = np.asarray(img, np.float64) + rng.normal(0, 6, (32, 32, 3))
+    return np.clip(a, 0, 255).astype(np.uint8)
+
+
+def write_shapes(folder: Path, per_class: int = 300, seed: int = 0) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for kind in SHAPES:
+        sub = folder / kind
+        sub.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(_shape32(kind, rng), "RGB").save(sub / f"{i:04d}.png")
+
+
 def write_table(path: Path, seed: int = 0) -> None:
     import pandas as pd
     from sklearn.datasets import make_classification
@@ -93,7 +164,7 @@ def write_table(path: Path, seed: int = 0) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--set", choices=("digits", "glyphs28", "wine", "cancer", "table"), required=True)
+    ap.add_argument("--set", choices=("digits", "glyphs28", "shapes32", "wine", "cancer", "table"), required=True)
     ap.add_argument("--levels", default="5,10")
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--seeds", type=int, default=2)
@@ -107,12 +178,15 @@ def main() -> int:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     out = Path(args.out) if args.out else REPO / "results" / f"lowdata-{args.set}"
     arms = args.arms or ("real,augmented,unfiltered,smote"
-                         + (",classic" if args.set in ("digits", "glyphs28") else ""))
+                         + (",classic" if args.set in ("digits", "glyphs28", "shapes32") else ""))
     with tempfile.TemporaryDirectory(prefix=f"augflow-{args.set}-") as tmp:
         root = Path(tmp)
         if args.set == "glyphs28":
             write_glyphs(root / "data" / "raw" / "glyphs", args.per_class)
             params["data"].update(source="image_folder", path="data/raw/glyphs")
+        elif args.set == "shapes32":
+            write_shapes(root / "data" / "raw" / "shapes", args.per_class)
+            params["data"].update(source="image_folder", path="data/raw/shapes")
         elif args.set == "table":
             write_table(root / "data" / "raw" / "table.csv")
             params["data"].update(source="csv", path="data/raw/table.csv", label_column="segment")

@@ -215,6 +215,10 @@ class AugmentConfig(_Strict):
     classic_per_kept: float = Field(2.0, ge=0, le=20)
     select: Literal["val", "fixed"] = "val"
     scales: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    # select=val, when no scale beats it on validation by two standard errors: shares (scale 1,
+    # the configured shares) | none (scale 0: nothing added) | auto (images: shares; tables:
+    # none, so a table gets added rows only when validation shows they help)
+    fallback: Literal["auto", "shares", "none"] = "auto"
     # the weightings each classifier may be given (images; chosen per classifier on validation):
     # share -> the sample_weight column; count -> sample_weight_count: real and classic rows
     # weigh 1 each, a kept VAE row synthetic_row_weight
@@ -225,6 +229,9 @@ class AugmentConfig(_Strict):
     def _scales_hold_one(self) -> AugmentConfig:
         if 1.0 not in self.scales or any(v < 0 for v in self.scales):
             raise ValueError("scales must be non-negative and include 1.0 (the shares as set)")
+        if self.fallback != "shares" and self.select == "val" and 0.0 not in self.scales:
+            raise ValueError("scales must include 0.0 unless fallback is shares (auto and none "
+                             "fall back to nothing added on a table)")
         if "share" not in self.schemes:
             raise ValueError("schemes must include share (the sample_weight column)")
         return self

@@ -237,3 +237,21 @@ def test_helped_on_val_only_when_the_given_weights_beat_real_rows_alone():
     text = augment_report_md(m, ["svm_rbf"])
     assert "did not score above real rows alone** (0.968 vs 0.975" in text
     assert "No amount of added data helped" not in text
+
+
+def test_tables_fall_back_to_nothing_added_and_images_to_the_shares():
+    from augflow.config import AugmentConfig
+    from augflow.stages.augment import fallback_scale
+
+    base = _hits(40, 30)
+    level = {0.0: base, 1.0: _hits(40, 31), 2.0: base}   # one row better: noise
+    assert choose_scale(level, fallback=0.0) == 0.0
+    assert choose_scale(level, fallback=1.0) == 1.0
+    clear = {0.0: base, 1.0: np.ones(40), 2.0: base}      # every miss fixed: shown
+    assert choose_scale(clear, fallback=0.0) == 1.0
+    auto = AugmentConfig()
+    assert fallback_scale(auto, is_image=False) == 0.0 and fallback_scale(auto, True) == 1.0
+    assert fallback_scale(AugmentConfig(fallback="shares"), False) == 1.0
+    assert fallback_scale(AugmentConfig(fallback="none"), True) == 0.0
+    with pytest.raises(ValueError, match="include 0.0"):
+        AugmentConfig(scales=(0.5, 1.0))

@@ -126,17 +126,27 @@ def choose_schemes(share_hits: dict[str, np.ndarray], count_hits: dict[str, np.n
             for c in share_hits}
 
 
-def choose_scale(correct: dict[float, np.ndarray]) -> float:
-    """The configured shares (scale 1) unless another scale beats them on validation by more
-    than two standard errors of the paired difference (same rows, so row difficulty cancels;
-    with every differing row in its favour that takes at least four rows);
-    ties go to the smaller scale."""
-    base = correct[1.0]
+def choose_scale(correct: dict[float, np.ndarray], fallback: float = 1.0) -> float:
+    """The fallback scale (1: the configured shares; 0: nothing added) unless another scale
+    beats it on validation by more than two standard errors of the paired difference (same
+    rows, so row difficulty cancels; with every differing row in its favour that takes at
+    least four rows); ties go to the smaller scale."""
+    base = correct[fallback]
     gain = {k: float(np.mean(c - base)) for k, c in correct.items()}
     best = max(sorted(correct), key=lambda k: gain[k])
     diff = correct[best] - base
     se = float(np.std(diff, ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else math.inf
-    return best if gain[best] > 2 * se else 1.0
+    return best if gain[best] > 2 * se else fallback
+
+
+def fallback_scale(cfg: AugmentConfig, is_image: bool) -> float:
+    """What the validation choice keeps when no scale is shown better: augment.fallback, where
+    auto is the configured shares for images (classic rows are label-preserving by
+    construction) and nothing for tables, where a generator fitted to a few labelled rows cannot
+    add information they lack (bench/table_ceiling.py) and the rule is to do no harm."""
+    if cfg.fallback == "auto":
+        return 1.0 if is_image else 0.0
+    return 1.0 if cfg.fallback == "shares" else 0.0
 
 
 def _unweighted_table(cfg: AugmentConfig, schema: Schema, paths: Paths, seed: int,
@@ -195,7 +205,7 @@ def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray,
     # the choice is on the mean over classifiers; each one's accuracy is reported too, so a
     # classifier the mix hurts on validation is visible, not averaged away
     correct = {k: np.mean(list(h.values()), axis=0) for k, h in hits.items()}
-    scale = choose_scale(correct)
+    scale = choose_scale(correct, fallback_scale(cfg, schema.image_shape is not None))
     schemes = {c: "share" for c in classifiers}
     count_accuracy: dict[str, float] = {}
     if scale > 0 and _count_scheme_applies(cfg, kinds):
