@@ -1,0 +1,42 @@
+"""Every screen says the same answer: the augmented set against real and the best baseline."""
+
+from __future__ import annotations
+
+from augflow.evaluation.verdict import verdict_line
+from augflow.stages.evaluate import against_baselines, evaluate_report_md
+
+
+def _s(mean: float, lo: float, hi: float) -> dict:
+    return {"mean": mean, "ci_low": lo, "ci_high": hi}
+
+
+def _entry() -> dict:
+    arms = {a: {"accuracy": _s(m, m - 0.02, m + 0.02), "macro_f1": _s(m, m - 0.02, m + 0.02)}
+            for a, m in (("real", 0.80), ("augmented", 0.86), ("smote", 0.79), ("classic", 0.87))}
+    gain_vs = {"real": {"accuracy": _s(0.06, 0.03, 0.09), "macro_f1": _s(0.06, 0.03, 0.09)},
+               "smote": {"accuracy": _s(0.07, 0.04, 0.10), "macro_f1": _s(0.07, 0.04, 0.1)},
+               "classic": {"accuracy": _s(-0.01, -0.03, 0.01), "macro_f1": _s(-0.01, -0.03, 0.01)}}
+    return against_baselines(arms, gain_vs)
+
+
+def test_the_entry_names_the_best_baseline_and_both_verdicts():
+    e = _entry()
+    assert e["best_baseline"] == "classic"
+    assert e["gain"] == e["gain_vs"]["real"]
+    assert e["verdict"] == {"vs_real": "better", "vs_best_baseline": "level"}
+    line = verdict_line("cnn", e)
+    assert line.startswith("**cnn**: augmented 0.8600 is **better than real** (+0.0600")
+    assert "**level with the best baseline, classic** (-0.0100 [-0.0300, +0.0100])" in line
+
+
+def test_the_evaluate_report_opens_with_the_answer_and_lists_every_paired_gain():
+    result = {"n_seeds": 2, "n_test": 100, "classifiers": {"cnn": _entry()},
+              "classic_transforms": "rotation ±15°",
+              "promotion": {"promote": False, "reason": "no"}, "added_weight_fraction": 0.3,
+              "fidelity_vs_test": {"real_train": {}, "generated": {}, "kept": {}}}
+    text = evaluate_report_md(result)
+    assert text.index("## Did augmentation help?") < text.index("## cnn")
+    assert "**level with the best baseline, classic**" in text
+    for arm in ("real", "smote", "classic"):
+        assert f"| {arm} | " in text.split("Paired gain of the augmented set")[1]
+    assert "rotation ±15°" in text
