@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 PREFECT_PORT ?= 4200
 MLFLOW_PORT ?= 5000
 
-.PHONY: install run test lint ui serve lock
+.PHONY: install run test test-fast coverage lint ui serve lock
 
 install: $(VENV)/.installed
 
@@ -31,8 +31,18 @@ lock:  ## re-resolve pyproject.toml in a scratch venv and write requirements.loc
 run: install  ## the whole pipeline on the default (digits), through the Prefect flow
 	$(PY) flows/pipeline.py
 
+# The whole suite on 2 xdist workers: most of its time is end-to-end pipelines and servers in
+# child processes, one core each. `make test-fast` is the edit loop (no pipeline, server or
+# subprocess chain, ~1 min); `make coverage` the suite under line coverage of src/ and flows/.
+TEST_WORKERS ?= 2
 test: install  ## the test suite
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=25
+
+test-fast: install
+	$(PY) -m pytest -m "not slow" -n $(TEST_WORKERS) --dist worksteal
+
+coverage: install
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal --cov --cov-report=term
 
 lint: install  ## ruff and mypy, configured in pyproject.toml (CI runs them before the tests)
 	$(VENV)/bin/ruff check src flows bench tests

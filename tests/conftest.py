@@ -18,7 +18,9 @@ DEFAULT_PARAMS = default_params()
 TINY = merged(DEFAULT_PARAMS, {
     "seed": 0,
     "data": {"labels_per_class": 40},
-    "vae": {"max_epochs": 40, "patience": 10, "beta": 0.1},
+    # 2 classic copies, not 10: the copies' effect is measured in bench/, not here; 10 made
+    # train the longest stage of every tiny pipeline the suite runs (4,400 rows an epoch)
+    "vae": {"max_epochs": 40, "patience": 10, "beta": 0.1, "train_copies": 2},
     "generate": {"n_per_class": 30},
     "extractor": {"max_epochs": 40, "patience": 8},
     "evaluate": {"classifiers": ["logreg", "random_forest"], "n_seeds": 2, "n_bootstrap": 200,
@@ -59,8 +61,18 @@ _SLOW_FIXTURES = {"pipeline_ws", "prefect_server", "wine_ws", "image_ws", "csv_w
 _SLOW_MODULES = {"test_servers", "test_reruns", "test_failures", "test_bad_input", "test_own_data"}
 
 
+# The modules with the longest tests, longest first (pytest --durations on 2 workers). `make
+# test` runs 2 xdist workers that steal work from each other (--dist worksteal): started first,
+# the long tests overlap each other and the short ones fill the gaps; started last, one worker
+# ran the tail alone for minutes. Unlisted modules (the fast ones) keep their order after these.
+_LONG_FIRST = ("test_servers", "test_own_data", "test_reruns", "test_pipeline_e2e",
+               "test_bad_input", "test_filter_and_leakage", "test_failures", "test_runners")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if (_SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
                 or item.module.__name__ in _SLOW_MODULES):
             item.add_marker(pytest.mark.slow)
+    rank = {name: i for i, name in enumerate(_LONG_FIRST)}
+    items.sort(key=lambda it: rank.get(it.module.__name__, len(rank)))   # stable: order kept within

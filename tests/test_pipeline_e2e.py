@@ -209,7 +209,11 @@ def test_a_moved_checkout_keeps_its_mlflow_artifacts_and_reused_stages_keep_no_o
     assert all("reused_stages" not in c.data.tags for c in children)
     assert second.data.tags["reused_stages"].startswith("7 of 7: prepare, validate")
     note = second.data.tags["mlflow.note.content"]          # the run's Description
-    assert "romoted" in note.splitlines()[0] and "| logreg |" in note and "Reused by DVC" in note
+    # the answer first (one verdict line per classifier), then the promotion decision
+    lines = note.splitlines()
+    assert lines[0].startswith("- **logreg**: augmented") and "best baseline" in lines[0]
+    assert any("romoted" in line for line in lines[:4])
+    assert "| logreg |" in note and "Reused by DVC" in note
     assert all("duration_s" not in c.data.metrics for c in children)
     assert second.info.artifact_uri.startswith((moved / "mlflow/artifacts").as_uri())
 

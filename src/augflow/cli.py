@@ -94,7 +94,7 @@ def run_stage(stage: str, params: str | Path = "params.yaml", root: str | Path =
 
 def _lowdata(args) -> int:
     from augflow.evaluation.classifiers import CLASSIFIERS
-    from augflow.lowdata import run_lowdata
+    from augflow.lowdata import default_lowdata_classifiers, run_lowdata
 
     _pin_torch_threads()
     try:
@@ -107,7 +107,10 @@ def _lowdata(args) -> int:
     for name, value in (("--draws", args.draws), ("--seeds", args.seeds)):
         if value < 1:
             raise AugflowError(f"{value}: nothing would be measured", field=name, rule=">= 1")
-    classifiers = [c.strip() for c in args.classifiers.split(",")]
+    cfg = load_config(args.params)
+    classifiers = (default_lowdata_classifiers(cfg, Path(args.root))
+                   if args.classifiers.strip() == "auto"
+                   else [c.strip() for c in args.classifiers.split(",")])
     for c in classifiers:   # an unknown name fails here, before hours of work
         if c not in CLASSIFIERS:
             raise AugflowError(f"unknown classifier {c!r}", field="--classifiers",
@@ -115,8 +118,8 @@ def _lowdata(args) -> int:
     arms = [a.strip() for a in args.arms.split(",")]
     if "real" not in arms or "augmented" not in arms:
         raise AugflowError("--arms must include real and augmented", field="--arms", rule="required arms")
-    run_lowdata(load_config(args.params), levels, args.draws, args.seeds, classifiers,
-                arms, Path(args.root) / args.out, Path(args.root))
+    run_lowdata(cfg, levels, args.draws, args.seeds, classifiers, arms,
+                Path(args.root) / args.out, Path(args.root))
     print((Path(args.root) / args.out / "lowdata.md").read_text())
     return 0
 
@@ -143,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     low.add_argument("--levels", default="5,10,20,50,all", help="labels per class, comma-separated")
     low.add_argument("--draws", type=int, default=3, help="re-draws of the labelled subset per level")
     low.add_argument("--seeds", type=int, default=2, help="classifier seeds per draw")
-    low.add_argument("--classifiers", default="logreg,svm_rbf,random_forest")
+    low.add_argument("--classifiers", default="auto",
+                     help="comma-separated; auto: evaluate.classifiers, plus cnn for images")
     low.add_argument("--arms", default="real,augmented,unfiltered,smote,classic")
     low.add_argument("--out", default="results/lowdata", help="where the JSON, PNG and table go")
     args = parser.parse_args(argv)

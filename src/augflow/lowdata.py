@@ -116,6 +116,19 @@ def _run_level(cfg: Config, level: int | None, n_draws: int, n_seeds: int,
                                   "vs_best_baseline": verdict(gain_vs[best]["accuracy"])}}
 
 
+def default_lowdata_classifiers(cfg: Config, source_root: Path = Path(".")) -> list[str]:
+    """evaluate.classifiers, plus the cnn when the data are images: the classifier image users
+    train is the one the curve must answer for. Whether they are images is the prepared
+    schema's say (an npz or a torchvision set may be either), so prepare runs once here."""
+    from augflow.stages.prepare import run_prepare
+
+    names: list[str] = list(cfg.evaluate.classifiers)
+    with draw_workspace(source_root / "data" / "raw") as paths:
+        run_prepare(cfg.data, cfg.seed, paths)
+        image = read_schema(paths.schema).image_shape is not None
+    return names + ["cnn"] if image and "cnn" not in names else names
+
+
 def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: int,
                 classifiers: list[str], arms: list[str], out_dir: Path,
                 source_root: Path = Path(".")) -> dict:

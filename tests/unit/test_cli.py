@@ -24,3 +24,15 @@ def test_lowdata_refuses_bad_arguments_in_one_line(tmp_path, capsys, args, needl
     err = capsys.readouterr().err.strip()
     assert rc == 2 and needle in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "results").exists()      # nothing was started
+
+
+def test_lowdata_scores_the_cnn_by_default_on_images_only(tmp_path):
+    from augflow.config import config_from_dict
+    from augflow.lowdata import default_lowdata_classifiers
+
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    digits = config_from_dict({"data": {"source": "digits"}})
+    assert default_lowdata_classifiers(digits, tmp_path) == ["logreg", "svm_rbf",
+                                                             "random_forest", "cnn"]
+    iris = config_from_dict({"data": {"source": "iris"}})
+    assert default_lowdata_classifiers(iris, tmp_path) == ["logreg", "svm_rbf", "random_forest"]
