@@ -34,7 +34,7 @@ def _train(cfg: Config, p: Paths) -> dict:
 
 def _generate(cfg: Config, p: Paths) -> dict:
     from augflow.stages.generate import run_generate
-    return run_generate(cfg.generate, cfg.seed, p, cfg.device)
+    return run_generate(cfg.generate, cfg.seed, p, cfg.device, cfg.classic)
 
 
 def _filter(cfg: Config, p: Paths) -> dict:

@@ -119,6 +119,10 @@ class GenerateConfig(_Strict):
     #   real row as the decoder's change, so the row's detail survives;
     # class_fit: z from a Gaussian per class fitted to train posterior means; prior: N(0, T^2 I)
     latent: Literal["local", "class_fit", "prior"] = "local"
+    # latent local, images: vary the real row itself (real) or a copy of it moved by the
+    # classic transforms (classic), so a VAE row stacks both kinds of change. Not yet
+    # measured against real (README); tables ignore it.
+    parents: Literal["real", "classic"] = "real"
     # local | dask: one task per class on a local Dask cluster (Prefect's DaskTaskRunner)
     runner: Literal["local", "dask"] = "local"
     dask_workers: int = Field(2, ge=1, le=64)

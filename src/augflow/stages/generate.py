@@ -8,10 +8,11 @@ import hashlib
 import numpy as np
 import torch
 
-from augflow.config import GenerateConfig
+from augflow.config import ClassicConfig, GenerateConfig
 from augflow.checkpoints import load_cvae
 from augflow.data.schema import read_xy
 from augflow.data.table import LABEL, make_table
+from augflow.data.transforms import classic_transform
 from augflow.device import resolve_device
 from augflow.errors import AugflowError
 from augflow.models.latent import local_variants
@@ -25,19 +26,25 @@ class _GenerateClass:
     process. Each class draws from its own generator, seeded by the class alone."""
 
     def __init__(self, model, n_per_class: int, temperature: float, latents: dict | None,
-                 real: tuple[np.ndarray, np.ndarray] | None = None):
+                 real: tuple[np.ndarray, np.ndarray] | None = None,
+                 classic: tuple[ClassicConfig, tuple[int, ...]] | None = None):
         self.model, self.n, self.temperature, self.latents = model, n_per_class, temperature, latents
-        self.real = real
+        self.real, self.classic = real, classic
 
     def __call__(self, job: ClassJob) -> np.ndarray:
         torch.set_num_threads(1)   # as the CLI: the same bytes on a Dask worker
         gen = torch.Generator().manual_seed(job.seed)
         if self.real is not None:
-            x, y = (torch.from_numpy(a) for a in self.real)
-            parents = torch.from_numpy(parents_of(self.real[1], job.label, self.n))
-            return local_variants(self.model, x, y, parents, self.temperature, gen).numpy()
-        y = torch.full((self.n,), job.label, dtype=torch.int64)
-        return self.model.sample(y, self.temperature, gen, self.latents).numpy()
+            x, y = self.real
+            parents = parents_of(y, job.label, self.n)
+            xp = x[parents]
+            if self.classic is not None:   # generate.parents=classic: vary a moved copy
+                cfg, shape = self.classic
+                xp = classic_transform(xp, shape, cfg, np.random.default_rng(job.seed))
+            return local_variants(self.model, torch.from_numpy(xp), torch.from_numpy(y[parents]),
+                                  torch.arange(len(xp)), self.temperature, gen).numpy()
+        labels = torch.full((self.n,), job.label, dtype=torch.int64)
+        return self.model.sample(labels, self.temperature, gen, self.latents).numpy()
 
 
 def parents_of(y: np.ndarray, label: int, n: int) -> np.ndarray:
@@ -48,17 +55,21 @@ def parents_of(y: np.ndarray, label: int, n: int) -> np.ndarray:
 
 def generate_samples(model, classes: list[int], n_per_class: int, temperature: float,
                      seed: int, latents: dict | None = None, runner: str = "local",
-                     workers: int = 2, real: tuple[np.ndarray, np.ndarray] | None = None
+                     workers: int = 2, real: tuple[np.ndarray, np.ndarray] | None = None,
+                     classic: tuple[ClassicConfig, tuple[int, ...]] | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Model-space samples, their labels, the seed each class was drawn with and the real row
     each varies (-1 when none). `real`: the train rows to sample around (generate.latent=local);
-    else `latents`, a per-class latent fit (class_fit), or None for the prior.
+    else `latents`, a per-class latent fit (class_fit), or None for the prior. `classic`
+    (params.yaml's classic and the image shape): each real row is first moved by a classic
+    transform, then varied (generate.parents=classic); its parent stays the real row.
     runner: local, or dask (one task per class on a local Dask cluster; the same bytes)."""
     if real is not None:   # a class without train rows has nothing to vary
         classes = [c for c in classes if (real[1] == c).any()]
     # one stream per class: a class regenerates alone, on any worker
     jobs = [ClassJob(int(c), seed * 1000 + int(c)) for c in classes]
-    xs = run_jobs(jobs, _GenerateClass(model, n_per_class, temperature, latents, real), runner,
+    xs = run_jobs(jobs, _GenerateClass(model, n_per_class, temperature, latents, real, classic),
+                  runner,
                   workers, what="generate-class", progress="generate classes")
     ys = [np.full(n_per_class, j.label, dtype=np.int64) for j in jobs]
     seeds = [np.full(n_per_class, j.seed, dtype=np.int64) for j in jobs]
@@ -68,7 +79,8 @@ def generate_samples(model, classes: list[int], n_per_class: int, temperature: f
             np.concatenate(parents).astype(np.int64))
 
 
-def run_generate(cfg: GenerateConfig, seed: int, paths: Paths, device: str = "auto") -> dict:
+def run_generate(cfg: GenerateConfig, seed: int, paths: Paths, device: str = "auto",
+                 classic: ClassicConfig = ClassicConfig()) -> dict:
     """generate.n_per_class samples per class from the trained CVAE, back in the user's columns
     and units, each with a sample_id and the seed, model and real row it came from. `device`:
     params.yaml's; the latent draws stay on the CPU generators, the decoding runs there."""
@@ -85,7 +97,9 @@ def run_generate(cfg: GenerateConfig, seed: int, paths: Paths, device: str = "au
     real = read_xy(paths.split("train"), schema) if cfg.latent == "local" else None
     u, y, seeds, parents = generate_samples(
         model, schema.classes, cfg.n_per_class, cfg.temperature, seed,
-        latents if cfg.latent == "class_fit" else None, cfg.runner, cfg.dask_workers, real)
+        latents if cfg.latent == "class_fit" else None, cfg.runner, cfg.dask_workers, real,
+        (classic, tuple(schema.image_shape))
+        if cfg.parents == "classic" and schema.image_shape else None)
     # Back to the user's columns and units: valid categories, numbers inside the fitted ranges.
     encoder = schema.encoder
     df = make_table(encoder.inverse(u), y)
