@@ -315,3 +315,21 @@ def test_the_cnn_gets_the_images_shape_in_augment_and_evaluate():
     assert hits[1.0]["cnn"].mean() > 0.9
     with pytest.raises(AugflowError, match="evaluate.classifiers: cnn needs image data"):
         _FitPredict(data, xt, None)(FitJob("cnn", "real", 0))
+
+
+def test_weight_zero_rows_leave_a_fit_exactly_as_the_real_rows_alone():
+    """Nothing added (scale 0) must be the real arm exactly: the scaler and the forest's
+    bootstrap never see a weight-0 row."""
+    from augflow.evaluation.classifiers import fit_weighted, make_classifier
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, (60, 4)).astype(np.float32)
+    y = (x[:, 0] + 0.3 * rng.normal(size=60) > 0).astype(np.int64)
+    extra = rng.normal(5, 3, (200, 4)).astype(np.float32)      # far off: would move a scaler
+    xx, yy = np.vstack([x, extra]), np.concatenate([y, rng.integers(0, 2, 200)])
+    w = np.concatenate([np.ones(60), np.zeros(200)])
+    probe = rng.normal(0, 1.5, (300, 4)).astype(np.float32)
+    for name in ("logreg", "svm_rbf", "random_forest"):
+        alone = fit_weighted(make_classifier(name, 3), x, y).predict(probe)
+        zeroed = fit_weighted(make_classifier(name, 3), xx, yy, w).predict(probe)
+        assert np.array_equal(alone, zeroed), name
