@@ -19,7 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from augflow.data.augmented import mix_summary
-from augflow.evaluation.verdict import HOW_TO_READ, verdict_line
+from augflow.evaluation.verdict import HOW_TO_READ, verdict_bullets
 from augflow.paths import STAGES  # one list; a test holds it to dvc.yaml
 
 
@@ -169,8 +169,7 @@ def summary_markdown(results: list[dict], tracking: dict | None = None) -> str:
                          f"{r['arms']['augmented']['accuracy']['mean']:.4f} | "
                          f"{g['mean']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] |")
         lines += ["", "Did augmentation help?", ""]
-        lines += [f"- {verdict_line(clf, r)}" for clf, r in ev["classifiers"].items()
-                  if "verdict" in r]
+        lines += verdict_bullets(ev["classifiers"])
         verdict = "promoted to champion" if ev["promotion"]["promote"] else "not promoted"
         lines += ["", HOW_TO_READ, "", f"Promotion: **{verdict}**: {ev['promotion']['reason']}"]
     if tracking:

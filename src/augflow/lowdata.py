@@ -22,7 +22,7 @@ from augflow.device import resolve_device
 from augflow.io import write_bytes, write_json
 from augflow.paths import Paths
 from augflow.progress import Progress
-from augflow.evaluation.stats import arm_and_paired_cis, best_baseline, verdict
+from augflow.evaluation.stats import against_best, arm_and_paired_cis
 
 log = logging.getLogger("augflow.lowdata")
 
@@ -107,13 +107,10 @@ def _run_level(cfg: Config, level: int | None, n_draws: int, n_seeds: int,
         arm_ci, gain_vs = arm_and_paired_cis(y_test, stacked, classes,
                                              cfg.evaluate.n_bootstrap, cfg.seed)
         entry = result["classifiers"].setdefault(clf, {})
-        best = best_baseline({a: arm_ci[a]["accuracy"]["mean"] for a in arms})
+        acc_vs = {a: g["accuracy"] for a, g in gain_vs.items()}
         entry[key] = {"arms": {a: arm_ci[a]["accuracy"] for a in arms},
-                      "gain": gain_vs["real"]["accuracy"],
-                      "gain_vs": {a: g["accuracy"] for a, g in gain_vs.items()},
-                      "best_baseline": best,
-                      "verdict": {"vs_real": verdict(gain_vs["real"]["accuracy"]),
-                                  "vs_best_baseline": verdict(gain_vs[best]["accuracy"])}}
+                      "gain": acc_vs["real"], "gain_vs": acc_vs,
+                      **against_best({a: arm_ci[a]["accuracy"]["mean"] for a in arms}, acc_vs)}
 
 
 def default_lowdata_classifiers(cfg: Config, source_root: Path = Path(".")) -> list[str]:

@@ -74,3 +74,12 @@ def best_baseline(arm_means: dict[str, float], treated: str = "augmented") -> st
 def verdict(gain: dict[str, float]) -> str:
     """better / worse / level: whether a paired gain's 95% CI lies above zero, below, or spans it."""
     return "better" if gain["ci_low"] > 0 else "worse" if gain["ci_high"] < 0 else "level"
+
+
+def against_best(arm_means: dict[str, float], accuracy_gain_vs: dict[str, dict]) -> dict:
+    """The best baseline by mean and the verdicts of the treated arm against real and against
+    it: the part of a classifier's entry that evaluate.json and the lowdata JSON share."""
+    best = best_baseline(arm_means)
+    return {"best_baseline": best,
+            "verdict": {"vs_real": verdict(accuracy_gain_vs["real"]),
+                        "vs_best_baseline": verdict(accuracy_gain_vs[best])}}

@@ -24,5 +24,10 @@ def verdict_line(clf: str, r: dict) -> str:
             f"({signed_ci(r['gain_vs'][best]['accuracy'])}).")
 
 
+def verdict_bullets(classifiers: dict[str, dict]) -> list[str]:
+    """A markdown bullet per classifier entry that carries a verdict (older files have none)."""
+    return [f"- {verdict_line(clf, r)}" for clf, r in classifiers.items() if "verdict" in r]
+
+
 HOW_TO_READ = ("Accuracy gains of the augmented set, paired over seeds and test rows, with 95% "
                "bootstrap CIs; better / worse: the CI lies above / below zero; level: it spans zero.")

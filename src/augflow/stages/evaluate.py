@@ -26,8 +26,8 @@ from augflow.io import read_json, read_parquet, write_bytes, write_json
 from augflow.paths import Paths
 from augflow.quality.fidelity import KID_NOTE, fidelity_report
 from augflow.runners import FitJob, run_jobs
-from augflow.evaluation.stats import arm_and_paired_cis, best_baseline, verdict
-from augflow.evaluation.verdict import HOW_TO_READ, signed_ci, verdict_line
+from augflow.evaluation.stats import against_best, arm_and_paired_cis
+from augflow.evaluation.verdict import HOW_TO_READ, signed_ci, verdict_bullets
 from augflow.evaluation.subsample import follow_parents, real_subset
 
 log = logging.getLogger("augflow.evaluate")
@@ -140,10 +140,9 @@ def against_baselines(arms: dict[str, dict], gain_vs: dict[str, dict]) -> dict:
     real, paired), `gain_vs` (augmented - each other arm, paired over the same seeds and test
     rows); the best baseline (the other arm with the highest mean accuracy) and whether the
     augmented set beat real and that baseline (better / worse / level by the accuracy CI)."""
-    best = best_baseline({a: v["accuracy"]["mean"] for a, v in arms.items()})
-    return {"arms": arms, "gain": gain_vs["real"], "gain_vs": gain_vs, "best_baseline": best,
-            "verdict": {"vs_real": verdict(gain_vs["real"]["accuracy"]),
-                        "vs_best_baseline": verdict(gain_vs[best]["accuracy"])}}
+    return {"arms": arms, "gain": gain_vs["real"], "gain_vs": gain_vs,
+            **against_best({a: v["accuracy"]["mean"] for a, v in arms.items()},
+                           {a: g["accuracy"] for a, g in gain_vs.items()})}
 
 
 def promotion_decision(result: dict, cfg: EvaluateConfig, added_weight: float = 1.0) -> dict:
@@ -255,9 +254,7 @@ def verdict_lines(result: dict) -> list[str]:
     if result.get("added_weight_fraction", 1.0) <= 0:
         lines += ["No amount of added data helped on validation: the added rows weigh 0, so the "
                   "augmented arm is the real data (augment report).", ""]
-    lines += [f"- {verdict_line(clf, r)}" for clf, r in result["classifiers"].items()
-              if "verdict" in r]
-    return lines + ["", HOW_TO_READ, ""]
+    return lines + verdict_bullets(result["classifiers"]) + ["", HOW_TO_READ, ""]
 
 
 def evaluate_report_md(result: dict) -> str:

@@ -16,7 +16,7 @@ import yaml
 from augflow.config import Config
 from augflow.data.augmented import mix_summary
 from augflow.errors import AugflowError
-from augflow.evaluation.verdict import HOW_TO_READ, verdict_line
+from augflow.evaluation.verdict import HOW_TO_READ, verdict_bullets
 from augflow.io import read_json, write_json
 from augflow.paths import STAGES as STAGE_NAMES
 from augflow.paths import Paths
@@ -444,8 +444,7 @@ def run_description(evaluation: dict, reused: dict[str, str], mix: dict | None) 
     """The parent run's Description (markdown): the verdict, the gains, the mix, what was reused."""
     p = evaluation["promotion"]
     # the answer first: MLflow shows the first lines and folds the rest behind "Show more"
-    lines = [f"- {verdict_line(clf, r)}" for clf, r in evaluation["classifiers"].items()
-             if "verdict" in r]
+    lines = verdict_bullets(evaluation["classifiers"])
     lines += ["", f"**{_verdict(p)}**: {p['reason']}.", "", HOW_TO_READ,
               "", "| classifier | real | augmented | gain [95% CI] |", "| --- | --- | --- | --- |"]
     for clf, r in evaluation["classifiers"].items():
