@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import inspect
+import os
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
-from workspace import (REPO, augflow, default_params, dvc, fails_cleanly, merged,  # noqa: F401
-                       output_digest, stage_env)
+from workspace import (REPO, augflow, augflow_here, default_params, dvc,  # noqa: F401
+                       fails_cleanly, merged, output_digest, stage_env)
 from workspace import make_workspace as _make_workspace
 
 torch.set_num_threads(1)   # as the CLI does: small models, no spinning against other processes
@@ -33,24 +43,151 @@ def make_workspace(path: Path, params: dict | None = None) -> Path:
     return _make_workspace(path, params if params is not None else TINY)
 
 
-@pytest.fixture(scope="session")
-def prefect_server():
-    """One ephemeral Prefect API for the whole session (it takes ~15 s to start)."""
-    from prefect.testing.utilities import prefect_test_harness
+# ---- built once per test session, however many xdist workers run it ----
+# `make test` runs 2 xdist workers, each a process with its own session fixtures: a workspace
+# built in a session fixture was built once per worker (the tiny pipeline: ~100 s each). These
+# helpers build such a thing once, in the directory every worker's base temp dir sits in, under a
+# file lock: the first worker to ask builds it, a later one waits for it and reuses it.
 
-    with prefect_test_harness(server_startup_timeout=120):
+def _in_xdist_worker() -> bool:
+    return "PYTEST_XDIST_WORKER" in os.environ
+
+
+def _session_dir(tmp_path_factory) -> Path:
+    """The directory shared by every worker of this test session (or this process's base temp)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if _in_xdist_worker() else base
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)       # released when the file closes, also on a crash
         yield
+
+
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A private copy of `build(dir)`'s result, built once per session. The original is never
+    touched after it is built (each worker's tests work on their copy, so no two processes run
+    DVC or MLflow in one directory); MLflow's artifact paths in the copy name the original,
+    which exists until the session ends, as after any copy of a checkout."""
+    shared = _session_dir(tmp_path_factory)
+    original, done = shared / f"{name}-built", shared / f"{name}-built.done"
+    with _locked(shared / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(original, ignore_errors=True)   # a build that failed in another worker
+            build(original)
+            done.touch()
+    copy = tmp_path_factory.mktemp(name)
+    shutil.copytree(original, copy, dirs_exist_ok=True, symlinks=True)
+    return copy
+
+
+def _start_prefect_api(home: Path) -> tuple[subprocess.Popen, str]:
+    """An ephemeral Prefect API (the server prefect_test_harness starts: no UI, no services) on
+    a free loopback port, with its own SQLite database under `home`."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**stage_env(), "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "0",
+           "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}"}
+    import prefect
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
+         "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "error", "--lifespan", "on"],
+        env=env, stdout=open(home / "server.log", "w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2)
+            return proc, url
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"the test Prefect API did not start: {home / 'server.log'}")
+            time.sleep(0.5)
+
+
+PREFECT_PID_FILE = "prefect-api.pid"
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """One ephemeral Prefect API for the whole session, shared by the xdist workers (it takes
+    ~15 s to start; the workspace built once by the first worker keeps its flow run there, for
+    every worker's tests to read). Without xdist, prefect_test_harness as before; with it, the
+    first worker starts the API and the controller stops it when the session ends."""
+    if not _in_xdist_worker():
+        from prefect.testing.utilities import prefect_test_harness
+
+        with prefect_test_harness(server_startup_timeout=120):
+            yield
+        return
+    import prefect.context
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    shared = _session_dir(tmp_path_factory)
+    url_file = shared / "prefect-api.url"
+    with _locked(shared / "prefect-api.lock"):
+        if not url_file.exists():
+            proc, url = _start_prefect_api(shared / "prefect-home")
+            (shared / PREFECT_PID_FILE).write_text(str(proc.pid))
+            url_file.write_text(url)
+    with temporary_settings(updates={PREFECT_API_URL: url_file.read_text()}):
+        with prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()):
+            yield
+            _drain_prefect_logs()
+
+
+def _drain_prefect_logs() -> None:
+    """Send the logs and events this worker still holds before it exits (as the harness does)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain():
+        try:
+            result = APILogWorker.instance().drain()
+            if inspect.isawaitable(result):
+                await result
+        except RuntimeError:            # never started
+            pass
+        result = EventsWorker.drain_all()
+        if inspect.isawaitable(result):
+            await result
+
+    run_coro_as_sync(drain())
+
+
+def pytest_sessionfinish(session):
+    """The xdist controller (the process without `workerinput`) stops the shared Prefect API
+    once every worker is done."""
+    if hasattr(session.config, "workerinput") or not hasattr(session.config, "_tmp_path_factory"):
+        return
+    pid_file = session.config._tmp_path_factory.getbasetemp() / PREFECT_PID_FILE
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        pid_file.unlink()
+
+
+def _build_pipeline(ws: Path) -> None:
+    sys.path.insert(0, str(REPO))
+    from flows.pipeline import augflow_pipeline
+
+    make_workspace(ws)
+    augflow_pipeline(root=str(ws))
 
 
 @pytest.fixture(scope="session")
 def pipeline_ws(tmp_path_factory, prefect_server) -> Path:
-    """A workspace where the tiny pipeline ran once through the Prefect flow."""
-    sys.path.insert(0, str(REPO))
-    from flows.pipeline import augflow_pipeline
-
-    ws = make_workspace(tmp_path_factory.mktemp("pipeline"))
-    augflow_pipeline(root=str(ws))
-    return ws
+    """A workspace where the tiny pipeline ran once through the Prefect flow (this worker's copy)."""
+    return built_once(tmp_path_factory, "pipeline", _build_pipeline)
 
 
 # Fixtures that run (part of) the pipeline, a server or a training loop; and whole modules of

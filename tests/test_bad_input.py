@@ -36,7 +36,7 @@ def _edit_samples(ws, fn):
 def test_missing_file(ws):
     (ws / "data/prepared/train.parquet").unlink()
     fails_cleanly(ws, "train", "data/prepared/train.parquet", "file not found",
-                          touched=["data/prepared/train.parquet"])
+                  touched=["data/prepared/train.parquet"], new_process=True)   # the exit status
 
 
 def test_empty_file(ws):

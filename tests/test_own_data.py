@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import TINY, augflow, dvc, fails_cleanly, make_workspace, merged
+from conftest import TINY, augflow_here, built_once, dvc, fails_cleanly, make_workspace, merged
 from owndata import BANDS, WINE_LABEL, wine_frame, write_digit_pngs, write_wine_csv
 
 WINE_PARAMS = merged(TINY, {"data": {"source": "csv", "path": "data/raw/wine.csv",
@@ -27,12 +27,15 @@ def _accuracy(ev, clf, arm):
     return ev["classifiers"][clf]["arms"][arm]["accuracy"]["mean"]
 
 
-@pytest.fixture(scope="module")
-def wine_ws(tmp_path_factory):
-    ws = make_workspace(tmp_path_factory.mktemp("wine"), WINE_PARAMS)
+def _build_wine(ws):
+    make_workspace(ws, WINE_PARAMS)
     write_wine_csv(ws / "data/raw/wine.csv")
     dvc(ws, "repro")
-    return ws
+
+
+@pytest.fixture(scope="session")
+def wine_ws(tmp_path_factory):
+    return built_once(tmp_path_factory, "wine", _build_wine)
 
 
 def test_wine_csv_runs_end_to_end_in_the_users_columns(wine_ws):
@@ -159,7 +162,7 @@ def test_sources_switch_by_editing_params_alone(tmp_path):
 def csv_ws(tmp_path):
     ws = make_workspace(tmp_path / "ws", WINE_PARAMS)
     write_wine_csv(ws / "data/raw/wine.csv")
-    assert augflow(ws, "prepare").returncode == 0
+    assert augflow_here(ws, "prepare").returncode == 0
     return ws
 
 
@@ -220,10 +223,10 @@ def test_path_outside_data_raw(csv_ws, tmp_path):
 
 
 def test_declared_range_is_checked_on_every_split(csv_ws):
-    assert augflow(csv_ws, "validate").returncode == 0
+    assert augflow_here(csv_ws, "validate").returncode == 0
     (csv_ws / "params.yaml").write_text(yaml.safe_dump(
         merged(WINE_PARAMS, {"data": {"columns": {"alcohol": {"min": 11.5, "max": 14.0}}}})))
-    assert augflow(csv_ws, "prepare").returncode == 0     # declared: a rule for validate
+    assert augflow_here(csv_ws, "prepare").returncode == 0     # declared: a rule for validate
     validation = (csv_ws / "data/reports/validation.json").read_bytes()
     err = fails_cleanly(csv_ws, "validate", "expect_column_values_to_be_between", "'alcohol'")
     assert "[test]" in err or "[val]" in err or "[train]" in err
@@ -233,7 +236,7 @@ def test_declared_range_is_checked_on_every_split(csv_ws):
 def test_declared_categories_must_cover_the_data(csv_ws):
     (csv_ws / "params.yaml").write_text(yaml.safe_dump(merged(
         WINE_PARAMS, {"data": {"columns": {"hue_band": {"categories": ["low", "high"]}}}})))
-    assert augflow(csv_ws, "prepare").returncode == 0
+    assert augflow_here(csv_ws, "prepare").returncode == 0
     fails_cleanly(csv_ws, "validate", "expect_column_values_to_be_in_set", "'hue_band'", "mid")
 
 
@@ -241,7 +244,7 @@ def test_declared_categories_must_cover_the_data(csv_ws):
 def png_ws(tmp_path):
     ws = make_workspace(tmp_path / "ws", merged(IMAGE_PARAMS, {"data": {"labels_per_class": 8}}))
     written = write_digit_pngs(ws / "data/raw/digits28", classes=(0, 1), per_class=12)
-    assert augflow(ws, "prepare").returncode == 0
+    assert augflow_here(ws, "prepare").returncode == 0
     return ws, written
 
 
@@ -263,14 +266,14 @@ def test_mixed_image_sizes_and_channels(png_ws):
     # data.image_size resizes every image: the same folder is then accepted
     sized = merged(IMAGE_PARAMS, {"data": {"labels_per_class": 8, "image_size": [28, 28]}})
     (png_ws / "params.yaml").write_text(yaml.safe_dump(sized))
-    assert augflow(png_ws, "prepare").returncode == 0
+    assert augflow_here(png_ws, "prepare").returncode == 0
 
     rgb = written[1][0]
     Image.open(rgb).convert("RGB").save(rgb)
     fails_cleanly(png_ws, "prepare", str(rgb.relative_to(png_ws)), "data.image_channels", "channel count")
     (png_ws / "params.yaml").write_text(yaml.safe_dump(
         merged(sized, {"data": {"image_channels": 1}})))
-    assert augflow(png_ws, "prepare").returncode == 0
+    assert augflow_here(png_ws, "prepare").returncode == 0
 
 
 def test_not_an_image_file_in_a_class_folder(png_ws):
@@ -320,7 +323,8 @@ def test_image_copied_into_another_class_folder_is_refused_naming_both_files(png
 def test_invalid_yaml_is_one_line_naming_line_and_column(csv_ws):
     params = csv_ws / "params.yaml"
     params.write_text(params.read_text().replace("seed: 0", "seed: [0", 1))
-    err = fails_cleanly(csv_ws, "prepare", "params.yaml", "not valid YAML at line", "rule: yaml")
+    err = fails_cleanly(csv_ws, "prepare", "params.yaml", "not valid YAML at line", "rule: yaml",
+                        new_process=True)   # all a user's terminal shows, logging included
     assert len([line for line in err.splitlines() if line.strip()]) == 1, err
 
 
