@@ -13,7 +13,8 @@ from augflow.paths import Paths
 
 from conftest import REPO
 
-CFG = config_from_dict({"vae": {"max_epochs": 120, "patience": 15, "beta": 0.1},
+# 2 classic copies of each real row, not 10: what is tested is the filter, not the VAE at its best
+CFG = config_from_dict({"vae": {"max_epochs": 120, "patience": 15, "beta": 0.1, "train_copies": 2},
                         "generate": {"n_per_class": 60},
                         "extractor": {"max_epochs": 80, "patience": 10}})
 
