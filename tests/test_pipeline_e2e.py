@@ -219,19 +219,30 @@ def test_a_moved_checkout_keeps_its_mlflow_artifacts_and_reused_stages_keep_no_o
 
 
 def test_prefect_recorded_the_run_and_its_report_artifacts(pipeline_ws):
+    """The flow run that built the workspace, found through the id its MLflow run records (the
+    session's Prefect API also holds other tests' runs)."""
+    from mlflow import MlflowClient
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId,
+                                                ArtifactFilterKey, FlowRunFilter, FlowRunFilterId)
 
+    mlflow_client = MlflowClient(f"sqlite:///{pipeline_ws / 'mlflow/mlflow.db'}")
+    exp = mlflow_client.get_experiment_by_name("augflow")
+    parent = next(r for r in mlflow_client.search_runs([exp.experiment_id])
+                  if r.info.run_name == "pipeline")
+    run_id = parent.data.tags["prefect_flow_run_id"]
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs()
-        assert any(r.state.is_completed() for r in runs)
+        assert client.read_flow_run(run_id).state.is_completed()
         keys = ["augflow-run-summary", "augflow-filter-report", "augflow-evaluation-report",
                 "augflow-validation-summary", "augflow-filter-rejections",
                 "augflow-augment-report"]
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=keys), flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
         # each stage's task takes the previous one's result: the run graph draws the DAG
-        tasks = [t for t in client.read_task_runs() if t.name.startswith("dvc-repro-evaluate")]
-        assert tasks and tasks[0].task_inputs.get("after"), tasks
+        tasks = [t for t in client.read_task_runs(flow_run_filter=FlowRunFilter(
+                     id=FlowRunFilterId(any_=[run_id])))
+                 if t.name.startswith("dvc-repro-evaluate")]
+        assert len(tasks) == 1 and tasks[0].task_inputs.get("after"), tasks
     by_key = {a.key: a for a in arts}
     assert set(keys) <= set(by_key)
     assert "Kept **" in by_key["augflow-filter-report"].data
