@@ -87,6 +87,7 @@ def test_mlflow_holds_the_run_with_figures_and_a_loadable_model(pipeline_ws):
     mlflow.set_tracking_uri(f"sqlite:///{ws / 'mlflow/mlflow.db'}")
     client = MlflowClient()
     exp = client.get_experiment_by_name("augflow")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"   # not the GenAI UI
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if r.info.run_name == "pipeline"]
     assert len(parents) == 1
@@ -216,6 +217,23 @@ def test_a_moved_checkout_keeps_its_mlflow_artifacts_and_reused_stages_keep_no_o
     assert "| logreg |" in note and "Reused by DVC" in note
     assert all("duration_s" not in c.data.metrics for c in children)
     assert second.info.artifact_uri.startswith((moved / "mlflow/artifacts").as_uri())
+    # the same VAE tracked again: no second model version, the parent names the first
+    versions = client.search_model_versions("name='augflow-cvae'")
+    assert [str(v.version) for v in versions] == ["1"], [v.version for v in versions]
+    assert second.data.tags["model_version"] == "1"
+    assert versions[0].tags["dvc.cvae_md5"] == second.data.tags["dvc.cvae_md5"]
+    # a different VAE (retrained with another beta) gets a version of its own
+    params = yaml.safe_load((moved / "params.yaml").read_text())
+    params["vae"]["beta"] = 0.2
+    (moved / "params.yaml").write_text(yaml.safe_dump(params))
+    dvc(moved, "repro", "--single-item", "train")
+    proc = augflow(moved, "track")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    versions = client.search_model_versions("name='augflow-cvae'")
+    assert sorted(str(v.version) for v in versions) == ["1", "2"]
+    third = client.search_runs([exp_id], order_by=["attributes.start_time DESC"],
+                               filter_string="tags.model_version = '2'")
+    assert [r.info.run_name for r in third] == ["pipeline"]
 
 
 def test_prefect_recorded_the_run_and_its_report_artifacts(pipeline_ws):

@@ -107,7 +107,7 @@ def _search_runs(base: str, exp_id: str) -> list[dict]:
 def test_two_workspaces_track_to_one_mlflow_server_at_once(pipeline_ws, tmp_path):
     """Two pipelines (two workspaces, same outputs) run their `track` step at the same moment
     against one `mlflow server`: both create-or-find the experiment, both parents finish with
-    all seven children, nothing is left RUNNING, and each registers its own model version."""
+    all seven children, nothing is left RUNNING, and one model version holds their one VAE."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = _start([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
@@ -147,8 +147,12 @@ def test_two_workspaces_track_to_one_mlflow_server_at_once(pipeline_ws, tmp_path
             assert "figures/loss_curve.png" in {f["path"] for f in files}
         q = urllib.parse.urlencode({"filter": "name='augflow-cvae'"})
         all_versions = _get(f"{base}/api/2.0/mlflow/model-versions/search?{q}")["model_versions"]
-        assert sorted(v["run_id"] for v in all_versions) == sorted(p["info"]["run_id"]
-                                                                    for p in parents)
+        # the same VAE in both: registered at once, one version remains, and both runs name it
+        assert len(all_versions) == 1, all_versions
+        assert all_versions[0]["run_id"] in {p["info"]["run_id"] for p in parents}
+        named = [{t["key"]: t["value"] for t in p["data"]["tags"]}["model_version"]
+                 for p in parents]
+        assert named == [all_versions[0]["version"]] * 2
     finally:
         _stop(server)
 
@@ -192,6 +196,8 @@ with get_client(sync_client=True) as c:
         except Exception:
             time.sleep(1)
     print("CRON", [s.schedule.cron for s in dep.schedules], flush=True)
+    print("CONCURRENCY", dep.global_concurrency_limit.limit,
+          dep.concurrency_options.collision_strategy.value, flush=True)
     deadline = time.time() + 720
     while time.time() < deadline:
         runs = c.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep.id])))
@@ -205,6 +211,8 @@ with get_client(sync_client=True) as c:
         out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                              text=True, timeout=900)
         assert "CRON ['* * * * *']" in out.stdout, out.stdout + out.stderr
+        # one run at a time: a run due while one runs is cancelled by Prefect
+        assert "CONCURRENCY 1 CANCEL_NEW" in out.stdout, out.stdout + out.stderr
         assert "RUN auto_scheduled True STATE COMPLETED" in out.stdout, out.stdout + out.stderr
         assert (ws / VALIDATION).is_file()
     finally:
@@ -251,12 +259,15 @@ name = "augflow-pipeline/nightly-process"
 with get_client(sync_client=True) as c:
     dep = c.read_deployment_by_name(name)
     print("POOL", dep.work_pool_name, [s.schedule.cron for s in dep.schedules])
+    print("CONCURRENCY", dep.global_concurrency_limit.limit,
+          dep.concurrency_options.collision_strategy.value)
 run = run_deployment(name, timeout=900, poll_interval=2)
 print("STATE", run.state.type.value)
 """
         out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                              text=True, timeout=1000)
         assert "POOL augflow-process ['0 2 * * *']" in out.stdout, out.stdout + out.stderr
+        assert "CONCURRENCY 1 CANCEL_NEW" in out.stdout, out.stdout + out.stderr
         assert "STATE COMPLETED" in out.stdout, out.stdout + out.stderr
         assert (ws / VALIDATION).is_file()
     finally:

@@ -228,6 +228,9 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
                  moved_from)
     mlflow.set_tracking_uri(_tracking_uri(cfg.tracking.uri, root))
     exp_id = experiment_id(mlflow, cfg, root)
+    # Without this tag MLflow 3 opens the experiment in its GenAI UI (traces, judges, prompts);
+    # set on every run, so an experiment made before it was set gets it too.
+    MlflowClient().set_experiment_tag(exp_id, "mlflow.experimentKind", "custom_model_development")
     closed = close_abandoned_runs(MlflowClient(), exp_id)
     hashes = dvc_hashes(root)
     # A handful of tags a reviewer reads; every DVC md5 goes to the parent as dvc/hashes.json.
@@ -264,7 +267,7 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
         _log_summary(mlflow, paths, evaluation, mix)
         curve = pd.read_csv(paths.train_curve)
         mlflow.log_image(_png_image(loss_curve_png(curve)), "figures/loss_curve.png")
-        version = _register_model(mlflow, cfg, paths, evaluation)
+        version = _register_model(mlflow, cfg, paths, evaluation, tags["dvc.cvae_md5"])
         run_id = parent.info.run_id
     for child_id, end in ended.items():
         MlflowClient().set_terminated(child_id, "FINISHED", end_time=end)
@@ -363,35 +366,65 @@ def model_requirements() -> list[str]:
     return [f"{name}=={version(name).split('+')[0]}" for name in MODEL_REQUIREMENTS]
 
 
-def _register_model(mlflow, cfg: Config, paths: Paths, evaluation: dict) -> str:
-    """Log the CVAE as a registered model version with the promotion verdict (evaluation's
-    promotion); move the champion alias to it only when promoted. Returns the version."""
+# The model-version tag holding the VAE checkpoint's DVC md5: a version per distinct VAE.
+CVAE_MD5_TAG = "dvc.cvae_md5"
+
+
+def version_of(client, name: str, cvae_md5: str) -> str | None:
+    """The registered model's lowest version holding the VAE with this md5, if any."""
+    found = [int(v.version) for v in client.search_model_versions(f"name='{name}'")
+             if v.tags.get(CVAE_MD5_TAG) == cvae_md5]
+    return str(min(found)) if found else None
+
+
+def _register_model(mlflow, cfg: Config, paths: Paths, evaluation: dict, cvae_md5: str) -> str:
+    """The CVAE's registered model version, with the promotion verdict (evaluation's
+    promotion); the champion alias moves to it only when promoted. Returns the version.
+
+    One version per distinct VAE: when a version already holds a checkpoint with this md5 (a
+    forced re-track, a rerun that changed only evaluate, another workspace with the same VAE),
+    that version is reused and given this run's verdict. Two pipelines registering the same
+    VAE at one moment both see none and both register; each then keeps the lowest version with
+    the md5 and the other deletes its own, so one remains."""
     import mlflow.pytorch
     from mlflow import MlflowClient
 
     from augflow.checkpoints import load_cvae
 
     promotion = evaluation["promotion"]
-    model, _, _ = load_cvae(paths.checkpoint)
-    info = mlflow.pytorch.log_model(model, name="cvae", serialization_format="pickle",
-                                    signature=cvae_signature(model.n_features),
-                                    pip_requirements=model_requirements(),
-                                    registered_model_name=cfg.tracking.registered_model)
-    version = str(info.registered_model_version)
+    name = cfg.tracking.registered_model
     client = MlflowClient()
+    version = version_of(client, name, cvae_md5) if cvae_md5 else None
+    if version is None:
+        model, _, _ = load_cvae(paths.checkpoint)
+        info = mlflow.pytorch.log_model(model, name="cvae", serialization_format="pickle",
+                                        signature=cvae_signature(model.n_features),
+                                        pip_requirements=model_requirements())
+        # registered with its md5 tag in one call, so a concurrent pipeline's check sees it
+        mine = mlflow.register_model(info.model_uri, name,
+                                     tags={CVAE_MD5_TAG: cvae_md5} if cvae_md5 else None).version
+        version = str(mine)
+        first = version_of(client, name, cvae_md5) if cvae_md5 else version
+        if first is not None and first != version:
+            client.delete_model_version(name, version)
+            version = first
+    else:
+        log.info("model version %s already holds this VAE (md5 %s): reused", version, cvae_md5)
     # The versions table cuts a tag to ~20 characters: the verdict goes first.
     verdict = ("champion" if promotion["promote"] else "not promoted") + ": " + promotion["reason"]
     client.set_model_version_tag(cfg.tracking.registered_model, version, "promotion", verdict)
     client.update_registered_model(cfg.tracking.registered_model, description=(
         "Conditional VAE that generates labelled synthetic rows for augflow's augmented "
-        "training set. One version per tracked pipeline run; the `champion` alias marks the "
-        "latest version whose augmented set beat real data alone on the untouched test "
-        "split (the version description says why or why not)."))
+        "training set. One version per distinct VAE (the checkpoint's DVC md5 is the version's "
+        f"`{CVAE_MD5_TAG}` tag; a later run with the same VAE gives that version its verdict). "
+        "The `champion` alias marks the latest version whose augmented set beat real data "
+        "alone on the untouched test split (the version description says why or why not)."))
     client.update_model_version(cfg.tracking.registered_model, version,
                                 description=model_description(promotion, evaluation))
     if promotion["promote"]:
         client.set_registered_model_alias(cfg.tracking.registered_model, "champion", version)
     mlflow.set_tag("promotion", verdict)
+    mlflow.set_tag("model_version", version)
     return version
 
 
