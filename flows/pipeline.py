@@ -152,10 +152,27 @@ def run_stage(stage: str, root: str, force: bool = False, after: dict | None = N
     return {"stage": stage, "skipped": skipped, "metrics": metrics}
 
 
-def summary_markdown(results: list[dict], tracking: dict | None = None) -> str:
-    """The run's summary artifact; `tracking`: data/runlog/tracking.json, linking the MLflow run."""
+def mlflow_run_link(tracking_uri: str, experiment_id, run_id) -> str:
+    """Where a reviewer opens the run: the tracking server itself when the configured URI is
+    one, else the UI `make ui` serves over the local store (on $MLFLOW_PORT, default 5000)."""
+    page = f"#/experiments/{experiment_id}/runs/{run_id}"
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"{tracking_uri.rstrip('/')}/{page}"
+    return f"`make ui`, then http://127.0.0.1:{os.environ.get('MLFLOW_PORT', '5000')}/{page}"
+
+
+def summary_markdown(results: list[dict], tracking: dict | None = None,
+                     tracking_uri: str = "") -> str:
+    """The run's summary artifact; `tracking`: data/runlog/tracking.json, linking the MLflow run
+    at `tracking_uri` (params.yaml's tracking.uri)."""
     lines = ["# augflow pipeline run", "", "| stage | status |", "| --- | --- |"]
     lines += [f"| {r['stage']} | {'up to date' if r['skipped'] else 'ran'} |" for r in results]
+    flt = next((r["metrics"] for r in results if r["stage"] == "filter"), {})
+    if "kept_fraction" in flt:
+        fid = flt.get("fidelity", {}).get("kept_vs_train", {}).get("fid")
+        lines += ["", f"Filter: kept {flt['n_kept']} of {flt['n_generated']} generated rows "
+                      f"({flt['kept_fraction']:.1%})"
+                      + (f"; FID of the kept rows vs train {fid:.3f}." if fid is not None else ".")]
     mix = next((r["metrics"].get("mix") for r in results if r["stage"] == "augment"), None)
     if mix:
         lines += ["", f"Mix: {mix_summary(mix)}."]
@@ -173,10 +190,9 @@ def summary_markdown(results: list[dict], tracking: dict | None = None) -> str:
         verdict = "promoted to champion" if ev["promotion"]["promote"] else "not promoted"
         lines += ["", HOW_TO_READ, "", f"Promotion: **{verdict}**: {ev['promotion']['reason']}"]
     if tracking:
+        link = mlflow_run_link(tracking_uri, tracking.get("experiment_id"), tracking.get("run_id"))
         lines += ["", f"MLflow: experiment {tracking.get('experiment_id')}, run "
-                      f"`{tracking.get('run_id')}` (`make ui`, then "
-                      f"http://127.0.0.1:5000/#/experiments/{tracking.get('experiment_id')}/runs/"
-                      f"{tracking.get('run_id')})"]
+                      f"`{tracking.get('run_id')}` ({link})"]
     return "\n".join(lines) + "\n"
 
 
@@ -192,7 +208,11 @@ def augflow_pipeline(root: str = ".", force: bool = False, wait_for_lock_s: floa
                 BETWEEN_STAGES_HOOK(stage, root)
     runlog = Path(root) / "data/runlog/tracking.json"
     tracking = json.loads(runlog.read_text()) if runlog.is_file() else None
-    create_markdown_artifact(summary_markdown(results, tracking), key="augflow-run-summary",
+    from augflow.config import load_config
+
+    tracking_uri = load_config(Path(root) / "params.yaml").tracking.uri
+    create_markdown_artifact(summary_markdown(results, tracking, tracking_uri),
+                             key="augflow-run-summary",
                              description="stages run and the evaluation's verdict")
     reports = {
         "augflow-filter-report": (Path(root) / "data/filtered/report.md",

@@ -27,6 +27,18 @@ def test_flow_and_dvc_yaml_name_the_same_stages_in_order():
     assert tuple(CLI_STAGES) == STAGES
 
 
+def test_the_summarys_mlflow_link_follows_the_tracking_uri(monkeypatch):
+    import sys
+    sys.path.insert(0, str(REPO))
+    from flows.pipeline import mlflow_run_link
+
+    assert (mlflow_run_link("http://mlflow.example:8080/", "3", "abc")
+            == "http://mlflow.example:8080/#/experiments/3/runs/abc")
+    monkeypatch.setenv("MLFLOW_PORT", "5055")
+    local = mlflow_run_link("sqlite:///mlflow/mlflow.db", "1", "abc")
+    assert local == "`make ui`, then http://127.0.0.1:5055/#/experiments/1/runs/abc"
+
+
 def test_flow_run_produces_every_output(pipeline_ws):
     ws = pipeline_ws
     for split in ("train", "val", "test"):
@@ -268,4 +280,6 @@ def test_prefect_recorded_the_run_and_its_report_artifacts(pipeline_ws):
     assert "| evaluate | ran |" in by_key["augflow-run-summary"].data
     assert "of the shares chosen by val" in by_key["augflow-run-summary"].data
     assert "MLflow: experiment" in by_key["augflow-run-summary"].data
+    assert "Filter: kept " in by_key["augflow-run-summary"].data
+    assert "FID of the kept rows vs train" in by_key["augflow-run-summary"].data
     assert all(a.description for a in arts), [a.key for a in arts if not a.description]
