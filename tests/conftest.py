@@ -8,17 +8,14 @@ import inspect
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
 from workspace import (REPO, augflow, augflow_here, default_params, dvc,  # noqa: F401
-                       fails_cleanly, merged, output_digest, stage_env)
+                       fails_cleanly, free_port, merged, output_digest, stage_env, wait_for)
 from workspace import make_workspace as _make_workspace
 
 torch.set_num_threads(1)   # as the CLI does: small models, no spinning against other processes
@@ -86,9 +83,7 @@ def built_once(tmp_path_factory, name: str, build) -> Path:
 def _start_prefect_api(home: Path) -> tuple[subprocess.Popen, str]:
     """An ephemeral Prefect API (the server prefect_test_harness starts: no UI, no services) on
     a free loopback port, with its own SQLite database under `home`."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     home.mkdir(parents=True, exist_ok=True)
     env = {**stage_env(), "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "0",
            "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
@@ -101,16 +96,12 @@ def _start_prefect_api(home: Path) -> tuple[subprocess.Popen, str]:
          "--port", str(port), "--log-level", "error", "--lifespan", "on"],
         env=env, stdout=open(home / "server.log", "w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2)
-            return proc, url
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"the test Prefect API did not start: {home / 'server.log'}")
-            time.sleep(0.5)
+    try:
+        wait_for(f"{url}/health", proc, 180)
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc, url
 
 
 PREFECT_PID_FILE = "prefect-api.pid"

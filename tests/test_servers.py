@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -16,35 +14,15 @@ from pathlib import Path
 import yaml
 
 from augflow.paths import STAGES
-from conftest import REPO, stage_env
+from conftest import REPO, free_port, stage_env, wait_for
 
 
 VALIDATION = "data/reports/validation.json"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.loads(r.read())
-
-
-def _wait_for(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else "(its output is in its log file)"
-            raise AssertionError(f"server exited early: {out[-3000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(1)
-    raise AssertionError(f"server at {url} did not come up in {seconds} s")
 
 
 def _start(cmd: list[str], env: dict, cwd: Path, log: Path | None = None) -> subprocess.Popen:
@@ -64,14 +42,14 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def test_mlflow_server_serves_the_run_its_children_and_artifacts(pipeline_ws):
-    port = _free_port()
+    port = free_port()
     db = pipeline_ws / "mlflow" / "mlflow.db"
     proc = _start([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db}",
                    "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                   stage_env(), pipeline_ws)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(f"{base}/health", proc)
+        wait_for(f"{base}/health", proc)
         exp = _get(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=augflow")
         exp_id = exp["experiment"]["experiment_id"]
         req = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", method="POST",
@@ -108,7 +86,7 @@ def test_two_workspaces_track_to_one_mlflow_server_at_once(pipeline_ws, tmp_path
     """Two pipelines (two workspaces, same outputs) run their `track` step at the same moment
     against one `mlflow server`: both create-or-find the experiment, both parents finish with
     all seven children, nothing is left RUNNING, and one model version holds their one VAE."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = _start([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
                      f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
@@ -124,7 +102,7 @@ def test_two_workspaces_track_to_one_mlflow_server_at_once(pipeline_ws, tmp_path
         (ws / "params.yaml").write_text(yaml.safe_dump(params))
         workspaces.append(ws)
     try:
-        _wait_for(f"{base}/health", server)
+        wait_for(f"{base}/health", server)
         procs = [subprocess.Popen([sys.executable, "-m", "augflow.cli", "track"], cwd=ws,
                                   env=stage_env(), stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True) for ws in workspaces]
@@ -169,7 +147,7 @@ def test_prefect_scheduler_creates_and_completes_a_run_of_the_served_deployment(
     shutil.copytree(pipeline_ws, ws, symlinks=True)
     # one output gone: the run must rebuild it (validate), so it provably ran in this workspace
     (ws / VALIDATION).unlink()
-    port = _free_port()
+    port = free_port()
     env = stage_env()
     env.update({"PREFECT_HOME": str(tmp_path / "prefect_home"),
                 "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
@@ -181,7 +159,7 @@ def test_prefect_scheduler_creates_and_completes_a_run_of_the_served_deployment(
                      "--port", str(port)], env, tmp_path)
     runner = None
     try:
-        _wait_for(f"http://127.0.0.1:{port}/api/health", server, 180)
+        wait_for(f"http://127.0.0.1:{port}/api/health", server, 180)
         runner = _start([sys.executable, str(REPO / "flows/serve.py"), "--root", str(ws),
                          "--name", "test-every-minute", "--cron", "* * * * *"], env, REPO)
         script = """
@@ -233,7 +211,7 @@ def test_process_work_pool_runs_the_prefect_yaml_deployment(pipeline_ws, tmp_pat
     (ws / VALIDATION).unlink()
     shutil.copytree(REPO / "flows", ws / "flows", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "prefect.yaml", ws / "prefect.yaml")     # the user's checkout
-    port = _free_port()
+    port = free_port()
     env = stage_env()
     env.update({"PREFECT_HOME": str(tmp_path / "prefect_home"),
                 "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
@@ -245,7 +223,7 @@ def test_process_work_pool_runs_the_prefect_yaml_deployment(pipeline_ws, tmp_pat
                                         cwd=ws, env=env, capture_output=True, text=True,
                                         timeout=300)
     try:
-        _wait_for(f"http://127.0.0.1:{port}/api/health", server, 180)
+        wait_for(f"http://127.0.0.1:{port}/api/health", server, 180)
         made = prefect("work-pool", "create", "augflow-process", "--type", "process")
         assert made.returncode == 0, made.stdout + made.stderr
         deployed = prefect("deploy", "--name", "nightly-process")

@@ -10,8 +10,11 @@ import hashlib
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -113,3 +116,24 @@ def fails_cleanly(ws: Path, stage: str, *needles: str, touched: tuple[str, ...] 
     changed = [k for k in set(before) - set(touched) if after.get(k) != before[k]]
     assert changed == [], f"changed by a failed run: {changed}"
     return proc.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
+    """Until `url` answers; fails when the server process `proc` exits first or time runs out."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else "(its output is in its log file)"
+            raise AssertionError(f"server exited early: {out[-3000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(1)
+    raise AssertionError(f"server at {url} did not come up in {seconds} s")

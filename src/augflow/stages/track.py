@@ -412,17 +412,17 @@ def _register_model(mlflow, cfg: Config, paths: Paths, evaluation: dict, cvae_md
         log.info("model version %s already holds this VAE (md5 %s): reused", version, cvae_md5)
     # The versions table cuts a tag to ~20 characters: the verdict goes first.
     verdict = ("champion" if promotion["promote"] else "not promoted") + ": " + promotion["reason"]
-    client.set_model_version_tag(cfg.tracking.registered_model, version, "promotion", verdict)
-    client.update_registered_model(cfg.tracking.registered_model, description=(
+    client.set_model_version_tag(name, version, "promotion", verdict)
+    client.update_registered_model(name, description=(
         "Conditional VAE that generates labelled synthetic rows for augflow's augmented "
         "training set. One version per distinct VAE (the checkpoint's DVC md5 is the version's "
         f"`{CVAE_MD5_TAG}` tag; a later run with the same VAE gives that version its verdict). "
         "The `champion` alias marks the latest version whose augmented set beat real data "
         "alone on the untouched test split (the version description says why or why not)."))
-    client.update_model_version(cfg.tracking.registered_model, version,
+    client.update_model_version(name, version,
                                 description=model_description(promotion, evaluation))
     if promotion["promote"]:
-        client.set_registered_model_alias(cfg.tracking.registered_model, "champion", version)
+        client.set_registered_model_alias(name, "champion", version)
     mlflow.set_tag("promotion", verdict)
     mlflow.set_tag("model_version", version)
     return version
