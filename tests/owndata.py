@@ -49,3 +49,28 @@ def write_digit_pngs(folder: Path, classes=(0, 1, 2, 3), per_class: int = 60, si
             img.save(path)
             written.setdefault(c, []).append(path)
     return written
+
+
+def skewed_frame(seed: int = 0, rows: int = 1200) -> pd.DataFrame:
+    """A table of the kind low-data users bring: 4 classes (`kind`), a log-normal amount
+    (`amount`, prices), a power-law duration (`wait_s`), a rounded score, an integer count, a near-constant flag
+    (a rare 1), and three categorical columns whose rarer levels a 5-per-class sample misses."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, rows)
+    df = pd.DataFrame({
+        "amount": np.exp(rng.normal(2.0 + 0.4 * y, 1.5)),
+        "wait_s": (rng.pareto(1.5, rows) + 1) * (10 + 5 * y),   # a power-law tail
+        "score": np.round(rng.normal(50 + 5 * y, 12)),
+        "visits": rng.poisson(2.0 + y).astype(np.int64),
+        "flag": (rng.random(rows) < 0.03).astype(np.int64),
+        "channel": rng.choice(["web", "store", "phone", "partner", "fax"], rows,
+                              p=[0.5, 0.3, 0.15, 0.04, 0.01]),
+        "region": np.asarray(["north", "south", "east", "west"])[(y + rng.integers(0, 2, rows)) % 4],
+        "tier": rng.choice(["basic", "plus", "gold"], rows, p=[0.7, 0.25, 0.05]),
+    })
+    df["kind"] = np.asarray(["alpha", "beta", "gamma", "delta"])[y]
+    return df
+
+
+SKEWED_PARAMS_DATA = {"source": "csv", "path": "data/raw/skewed.csv", "label_column": "kind",
+                      "categorical": ["channel", "region", "tier"]}

@@ -108,6 +108,10 @@ def test_single_class_in_a_split_fails_validation(ws):
     ({"vae": {"arch": "resnet"}}, "vae.arch: Input should be 'auto', 'mlp' or 'conv'"),
     ({"extractor": {"arch": "vit"}}, "extractor.arch"),
     ({"generate": {"latent": "flow"}}, "generate.latent"),
+    ({"evaluate": {"runner": "dask", "dask_address": "localhost:8786"}},
+     "evaluate.dask_address: Value error, 'localhost:8786' is not a Dask scheduler address"),
+    ({"generate": {"dask_address": "tcp://10.0.0.5:8786"}},
+     "generate.dask_address is set but generate.runner is 'local'"),
 ])
 def test_bad_params_name_the_key(ws, raw, needle):
     (ws / "params.yaml").write_text(yaml.safe_dump(merged(TINY, raw)))

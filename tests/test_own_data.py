@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from conftest import TINY, augflow_here, built_once, dvc, fails_cleanly, make_workspace, merged
-from owndata import BANDS, WINE_LABEL, wine_frame, write_digit_pngs, write_wine_csv
+from owndata import (BANDS, SKEWED_PARAMS_DATA, WINE_LABEL, skewed_frame, wine_frame,
+                     write_digit_pngs, write_wine_csv)
 
 WINE_PARAMS = merged(TINY, {"data": {"source": "csv", "path": "data/raw/wine.csv",
                                      "label_column": WINE_LABEL, "categorical": ["hue_band"]}})
@@ -358,3 +359,78 @@ def test_a_class_of_three_rows_beside_many_stops_at_prepare_naming_it(csv_ws):
     _edit_csv(csv_ws, rare)
     fails_cleanly(csv_ws, "prepare", "data/raw/wine.csv", "class barbera has 3 rows", "left none in",
                    "rule: every class in every split")
+
+
+# ---- validation that knows its evidence: a small train split's rules allow for what it ----
+# ---- cannot see (issue 32), and still refuse gross errors and shifted columns            ----
+
+def _skewed_ws(tmp_path, seed: int, labels_per_class: int):
+    ws = make_workspace(tmp_path / f"ws{seed}_{labels_per_class}", merged(TINY, {
+        "seed": seed, "data": dict(SKEWED_PARAMS_DATA, labels_per_class=labels_per_class)}))
+    skewed_frame(seed).to_csv(ws / "data/raw/skewed.csv", index=False)
+    return ws
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_skewed_table_passes_validation_at_5_10_and_20_labels_per_class(tmp_path, seed):
+    """Log-normal and power-law columns, an integer count, a flag whose rare 1s a small train
+    split misses, categorical levels it misses: none of it is refused. Before the profiled
+    rules knew their evidence, every one of these 6 runs stopped at validate."""
+    for lpc in (5, 10, 20):
+        ws = _skewed_ws(tmp_path, seed, lpc)
+        for stage in ("prepare", "validate"):
+            proc = augflow_here(ws, stage)
+            assert proc.returncode == 0, (lpc, stage, proc.stderr)
+
+
+def _edit_split(ws, split, fn):
+    path = ws / f"data/prepared/{split}.parquet"
+    fn(pd.read_parquet(path)).to_parquet(path, index=False)
+
+
+def test_profiled_rules_still_refuse_gross_errors_and_shifted_columns(tmp_path):
+    ws = _skewed_ws(tmp_path, 0, 10)
+    assert augflow_here(ws, "prepare").returncode == 0
+    prepared = {s: (ws / f"data/prepared/{s}.parquet").read_bytes() for s in ("val", "test")}
+    assert augflow_here(ws, "validate").returncode == 0
+    report = json.loads((ws / "data/reports/validation.json").read_text())
+
+    def restore():
+        for s, raw in prepared.items():
+            (ws / f"data/prepared/{s}.parquet").write_bytes(raw)
+        # each refusal writes its own Data Docs there (a report, replaced by the next failure)
+        shutil.rmtree(ws / "data/reports/data_docs_failed", ignore_errors=True)
+
+    touched = ("data/prepared/test.parquet", "data/prepared/val.parquet",
+               "data/reports/validation_failed.json")
+
+    def sentinel(d):   # one missing amount coded as -999: the hard range (log scale) refuses it
+        d.loc[d.index[3], "amount"] = -999.0
+        return d
+    _edit_split(ws, "test", sentinel)
+    fails_cleanly(ws, "validate", "[test] expect_column_values_to_be_between", "'amount'", "-999",
+                  touched=touched)
+    restore()
+
+    def other_unit(d):   # the score in another unit on every test row: out of train's hull
+        return d.assign(score=d["score"] * 100)
+    _edit_split(ws, "test", other_unit)
+    err = fails_cleanly(ws, "validate", "'score'", "may fall outside; more did", touched=touched)
+    assert "[val]" not in err
+    restore()
+
+    def flag_on(d):      # a near-constant flag set on most rows: a shift, not a rare value
+        return d.assign(flag=np.where(np.arange(len(d)) % 4 == 0, 0, 1))
+    _edit_split(ws, "val", flag_on)
+    fails_cleanly(ws, "validate", "[val]", "'flag'", touched=touched)
+    restore()
+
+    def counts_negative(d):   # a count column holding negatives
+        d.loc[d.index[:2], "visits"] = -5
+        return d
+    _edit_split(ws, "test", counts_negative)
+    fails_cleanly(ws, "validate", "'visits'", touched=touched)
+    restore()
+    # the last good result stayed through every refusal
+    assert json.loads((ws / "data/reports/validation.json").read_text()) == report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -13,6 +15,22 @@ from augflow.errors import AugflowError
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_DASK_ADDRESS = re.compile(r"^(tcp|tls)://[^\s/:]+:\d{1,5}$")
+
+
+def _dask_address(v: str | None) -> str | None:
+    """An existing Dask scheduler: tcp://host:port (or tls://); null starts a local cluster."""
+    if v is not None and not _DASK_ADDRESS.match(v):
+        raise ValueError(f"{v!r} is not a Dask scheduler address: expected tcp://host:port")
+    return v
+
+
+def _address_needs_dask(runner: str, address: str | None, section: str) -> None:
+    if address is not None and runner != "dask":
+        raise ValueError(f"{section}.dask_address is set but {section}.runner is {runner!r}: "
+                         f"set runner: dask to use the cluster")
 
 
 BUILTIN_SOURCES = ("digits", "iris", "wine", "breast_cancer")
@@ -123,9 +141,18 @@ class GenerateConfig(_Strict):
     # classic transforms (classic), so a VAE row stacks both kinds of change. Not yet
     # measured against real (README); tables ignore it.
     parents: Literal["real", "classic"] = "real"
-    # local | dask: one task per class on a local Dask cluster (Prefect's DaskTaskRunner)
+    # local | dask: one task per class on a Dask cluster (Prefect's DaskTaskRunner)
     runner: Literal["local", "dask"] = "local"
-    dask_workers: int = Field(2, ge=1, le=64)
+    dask_workers: int = Field(2, ge=1, le=64)   # the local cluster's processes (no address)
+    # runner dask: an existing cluster's scheduler, tcp://host:port; null: a local cluster
+    dask_address: str | None = None
+
+    _check_address = field_validator("dask_address")(_dask_address)
+
+    @model_validator(mode="after")
+    def _address_with_dask(self) -> GenerateConfig:
+        _address_needs_dask(self.runner, self.dask_address, "generate")
+        return self
 
 
 class ExtractorConfig(_Strict):
@@ -251,8 +278,12 @@ class EvaluateConfig(_Strict):
     n_bootstrap: int = Field(1000, ge=100)
     promote_classifier: str = "logreg"
     promote_min_gain: float = Field(0.0, ge=-1, le=1)
-    runner: Literal["local", "dask"] = "local"   # dask: fits on a local Dask cluster (prefect-dask)
-    dask_workers: int = Field(2, ge=1, le=64)
+    runner: Literal["local", "dask"] = "local"   # dask: fits on a Dask cluster (prefect-dask)
+    dask_workers: int = Field(2, ge=1, le=64)   # the local cluster's processes (no address)
+    # runner dask: an existing cluster's scheduler, tcp://host:port; null: a local cluster
+    dask_address: str | None = None
+
+    _check_address = field_validator("dask_address")(_dask_address)
     # runner local: the scikit-learn fits run on this many threads at once (their fits release
     # the GIL); the numbers do not depend on it. Logistic regression (BLAS) and the torch mlp
     # fit one at a time (evaluation.classifiers.THREAD_SAFE_CLASSIFIERS).
@@ -273,6 +304,7 @@ class EvaluateConfig(_Strict):
                              f"classifiers {list(self.classifiers)}")
         if "real" not in self.arms or "augmented" not in self.arms:
             raise ValueError("arms must include 'real' and 'augmented' (the gain compares them)")
+        _address_needs_dask(self.runner, self.dask_address, "evaluate")
         return self
 
 

@@ -33,6 +33,8 @@ class Paths:
     @property
     def train_curve(self) -> Path: return self._p("plots/train_curve.csv")
     @property
+    def train_curve_png(self) -> Path: return self._p("plots/train_curve.png")
+    @property
     def samples(self) -> Path: return self._p("data/synthetic/samples.parquet")
     @property
     def sample_grid(self) -> Path: return self._p("plots/sample_grid.png")

@@ -74,6 +74,8 @@ def table_samples_png(df: pd.DataFrame, y: np.ndarray, numeric: list[str],
 
 
 def loss_curve_png(curve: pd.DataFrame) -> bytes:
+    """The VAE's loss per epoch (what `dvc plots show` draws from the CSV with Vega, which needs
+    scripts from a CDN: this PNG is the same curve offline)."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(curve["epoch"], curve["train_loss"], label="train")
     ax.plot(curve["epoch"], curve["val_loss"], label="validation")
@@ -81,6 +83,7 @@ def loss_curve_png(curve: pd.DataFrame) -> bytes:
     ax.axvline(curve.loc[best, "epoch"], color="grey", ls="--", lw=0.8, label="best epoch")
     ax.set_xlabel("epoch")
     ax.set_ylabel("negative ELBO (beta-weighted)")
+    ax.set_title("CVAE loss per epoch", fontsize=9)
     ax.legend()
     fig.tight_layout()
     return _png(fig)
@@ -92,7 +95,7 @@ def score_histograms_png(scores: pd.DataFrame, thresholds: dict[str, tuple[float
     # two columns: legible at the ~650 px an artifact viewer gives a figure
     cols = min(2, len(names))
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows + 0.4), squeeze=False)
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     for ax, name in zip(axes.ravel(), names):
@@ -100,27 +103,46 @@ def score_histograms_png(scores: pd.DataFrame, thresholds: dict[str, tuple[float
         data = scores[name].to_numpy(dtype=float)
         data = data[np.isfinite(data)]
         ax.hist(data, bins=40, color="tab:blue", alpha=0.8)
+        # log counts: a score most samples share (consistency near 1) is one tall bin, and the
+        # few rows near the threshold, which are the point of the figure, would be invisible
+        ax.set_yscale("log")
+        ax.set_ylabel("samples (log scale)", fontsize=7)
         ax.axvline(value, color="red", lw=1.2)
         ax.set_title(f"{name}\nkeep {keep_side} {value:.3g}", fontsize=8)
         ax.tick_params(labelsize=7)
+    fig.suptitle("Filter scores of the generated samples; red line: threshold", fontsize=9)
     fig.tight_layout()
     return _png(fig)
 
 
-def arms_png(table: pd.DataFrame, metric: str) -> bytes:
-    """Mean and 95% CI of `metric` per arm, one panel per classifier."""
+def arms_png(table: pd.DataFrame, metric: str, notes: dict[str, str] | None = None) -> bytes:
+    """Mean and 95% CI of `metric` per arm, one panel per classifier, a dashed line at the real
+    arm's mean (what every other arm is compared with) and the augmented arm in its own colour.
+    `notes`: a line per classifier for its panel title (the gain over real, say)."""
     clfs = list(dict.fromkeys(table["classifier"]))
     # one row per classifier, one shared accuracy axis: panels compare at a glance
-    fig, axes = plt.subplots(len(clfs), 1, figsize=(6.0, 1.9 * len(clfs) + 0.6), squeeze=False,
+    fig, axes = plt.subplots(len(clfs), 1, figsize=(7.0, 1.9 * len(clfs) + 1.1), squeeze=False,
                              sharex=True, sharey=True)
     for ax, clf in zip(axes[:, 0], clfs):
-        t = table[table["classifier"] == clf]
+        t = table[table["classifier"] == clf].reset_index(drop=True)
         pos = np.arange(len(t))
         err = np.vstack([t["mean"] - t["ci_low"], t["ci_high"] - t["mean"]])
-        ax.errorbar(pos, t["mean"], yerr=err, fmt="o", capsize=3)
+        colours = ["tab:red" if a == "augmented" else "tab:blue" for a in t["arm"]]
+        for i in pos:
+            ax.errorbar(pos[i], t["mean"][i], yerr=err[:, i:i + 1], fmt="o", capsize=3,
+                        color=colours[i])
+        real = t.loc[t["arm"] == "real", "mean"]
+        if len(real):
+            ax.axhline(float(real.iloc[0]), color="grey", ls="--", lw=0.8)
+            ax.text(len(t) - 0.5, float(real.iloc[0]), " real", fontsize=7, va="center",
+                    color="grey")
         ax.set_xticks(pos, t["arm"], rotation=20, ha="right", fontsize=8)
-        ax.set_ylabel(f"{clf}\n{metric}", fontsize=8)
+        ax.set_ylabel(f"test {metric}", fontsize=8)
+        ax.set_title((notes or {}).get(clf, clf), fontsize=8, loc="left")
         ax.grid(axis="y", alpha=0.3)
+    axes[-1, 0].set_xlabel("arm (the rows the classifier was trained on)", fontsize=8)
+    fig.suptitle(f"Test {metric} per arm: points are means over seeds, bars 95% bootstrap CIs;"
+                 "\ndashed line: real rows alone", fontsize=9)
     fig.tight_layout()
     return _png(fig)
 

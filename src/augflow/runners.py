@@ -1,5 +1,6 @@
-"""Where independent jobs run: in this process, or on a local Dask cluster through Prefect's
-DaskTaskRunner (prefect-dask). The evaluation's fits and the per-class generation both use it,
+"""Where independent jobs run: in this process, or on a Dask cluster through Prefect's
+DaskTaskRunner (prefect-dask): a local one started for the stage, or an existing one by its
+scheduler's address. The evaluation's fits and the per-class generation both use it,
 and both give the same numbers on either runner: every job is seeded by itself, not by where
 or when it runs."""
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Callable, Sequence
 
+from augflow.errors import AugflowError
 from augflow.progress import track
 
 
@@ -36,11 +38,13 @@ class ClassJob:
 
 def run_jobs(jobs: Sequence[Any], work: Callable[[Any], Any], runner: str = "local",
              workers: int = 2, what: str = "fit-predict", progress: str | None = None,
-             threads: int = 1) -> list[Any]:
+             threads: int = 1, address: str | None = None) -> list[Any]:
     """work(job) for every job, in order. `progress`: a name to show progress under (local
     runner; on Dask, Prefect's task runs show it). `threads` (local runner): jobs run on this
     many threads at once, for work that releases the GIL (scikit-learn's SVM and forest fits)
-    and draws from nothing shared; the results come back in job order all the same."""
+    and draws from nothing shared; the results come back in job order all the same.
+    `address` (runner dask): an existing cluster's scheduler instead of `workers` local
+    processes; check_dask_cluster first for a clear error."""
     if runner == "local":
         if threads > 1 and len(jobs) > 1:
             # BLAS on one thread per job while jobs share the process: two calls into
@@ -56,18 +60,53 @@ def run_jobs(jobs: Sequence[Any], work: Callable[[Any], Any], runner: str = "loc
                 return list(track(done, progress, total=len(jobs)) if progress else done)
         return [work(j) for j in (track(jobs, progress) if progress else jobs)]
     if runner == "dask":
-        return _on_dask(list(jobs), work, workers, what)
+        return _on_dask(list(jobs), work, workers, what, address)
     raise ValueError(f"unknown runner {runner!r}")
 
 
-def _on_dask(jobs: list[Any], work: Callable[[Any], Any], workers: int, what: str) -> list[Any]:
+def check_dask_cluster(address: str, key: str, timeout_s: float = 10.0) -> int:
+    """Fail with one line naming `key` (params.yaml's dask_address) when the scheduler at
+    `address` cannot be reached in `timeout_s`, has no worker, or has a worker that cannot
+    import augflow (the jobs are augflow functions: a worker without it fails every task with
+    a ModuleNotFoundError deep in a Prefect traceback). Returns the number of workers."""
+    from distributed import Client
+
+    def can_import() -> str:
+        # defined here, so cloudpickle sends it by value: it runs on a worker without augflow
+        try:
+            __import__("augflow")
+            return ""
+        except Exception as err:   # noqa: BLE001 - any failure to import is the answer
+            return f"{type(err).__name__}: {err}"
+
+    try:
+        with Client(address, timeout=f"{timeout_s}s", set_as_default=False) as client:
+            has = client.run(can_import)
+    except OSError as err:   # refused, unresolvable, timed out (TimeoutError is an OSError)
+        raise AugflowError(f"cannot reach the Dask scheduler at {address} "
+                           f"({type(err).__name__}: {err})".replace("\n", " "),
+                           file="params.yaml", field=key, rule="reachable Dask scheduler") from None
+    if not has:
+        raise AugflowError(f"the Dask scheduler at {address} has no workers", file="params.yaml",
+                           field=key, rule="a cluster with workers")
+    lacking = sorted(w for w, why in has.items() if why)
+    if lacking:
+        raise AugflowError(f"Dask worker {lacking[0]} cannot import augflow ({has[lacking[0]]}; "
+                           f"install it in every worker's environment: pip install -e <repo>)",
+                           file="params.yaml", field=key, rule="workers have augflow")
+    return len(has)
+
+
+def _on_dask(jobs: list[Any], work: Callable[[Any], Any], workers: int, what: str,
+             address: str | None = None) -> list[Any]:
     from prefect import flow, task
     from prefect_dask import DaskTaskRunner
 
     # task(name=...)(work) is what task(work, name=...) does; prefect's overloads type only this form
     job_task = task(name=what, task_run_name="{job.name}")(work)
-    runner = DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
-                                            "processes": True, "dashboard_address": None})
+    runner = (DaskTaskRunner(address=address) if address is not None else
+              DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
+                                             "processes": True, "dashboard_address": None}))
 
     # prefect-dask subclasses the bare TaskRunner (TaskRunner[PrefectConcurrentFuture]); the generic
     # is invariant, so flow's TaskRunner[PrefectFuture] hint refuses it though it runs as one

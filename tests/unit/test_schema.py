@@ -122,7 +122,22 @@ def test_read_xy_names_a_missing_or_non_integer_label(tmp_path):
 
 def test_read_xy_names_a_feature_problem_with_the_file(tmp_path):
     path = tmp_path / "test.parquet"
-    write_parquet(path, _table().assign(shade=["a", "a", "c", "b"]))
+    write_parquet(path, _table().assign(depth=[1.0, np.nan, 2.0, 3.0]))
     with pytest.raises(AugflowError) as info:
         read_xy(path, _schema())
-    assert info.value.file == str(path) and info.value.field == "shade"
+    assert info.value.file == str(path) and info.value.field == "depth"
+
+
+def test_a_split_row_of_a_level_train_never_showed_is_encoded_as_no_level(tmp_path):
+    """A val or test row of a category too rare for a small train split (validate let it
+    through) gets zeros in that column's one-hot block; our own outputs (frame_xy's default,
+    used for samples and the augmented set) must hold train's levels and are refused."""
+    schema = _schema()
+    path = tmp_path / "test.parquet"
+    write_parquet(path, _table().assign(shade=["a", "a", "c", "b"]))
+    x, _ = read_xy(path, schema)
+    block = x[:, len(schema.encoder.numeric):]
+    assert block.sum(axis=1).tolist() == [1.0, 1.0, 0.0, 1.0]
+    with pytest.raises(AugflowError) as info:
+        frame_xy(_table().assign(shade=["a", "a", "c", "b"]), schema, "samples.parquet")
+    assert (info.value.field, info.value.rule) == ("shade", "category seen in train or declared")

@@ -68,8 +68,11 @@ class Encoder:
                    np.asarray(d["high"], np.float64), np.asarray(d["integer"], bool),
                    {k: list(v) for k, v in d["categories"].items()})
 
-    def transform(self, df: pd.DataFrame, file: str) -> np.ndarray:
-        """User rows -> model rows (float32 in [0, 1]); broken input names file and column."""
+    def transform(self, df: pd.DataFrame, file: str, unseen: str = "refuse") -> np.ndarray:
+        """User rows -> model rows (float32 in [0, 1]); broken input names file and column.
+        unseen: a category train never showed is refused ("refuse": our own outputs must hold
+        train's levels) or encoded as no level, all zeros ("zeros": a val or test row of a level
+        too rare for a small train split to hold, which validate let through)."""
         missing = [c for c in self.features if c not in df.columns]
         if missing:
             raise AugflowError(f"missing feature columns {missing[:5]}", file=file,
@@ -90,11 +93,12 @@ class Encoder:
         for col, cats in self.categories.items():
             values = df[col].astype(str).to_numpy()
             idx = pd.Index(cats).get_indexer(values)
-            if (idx < 0).any():
+            if (idx < 0).any() and unseen != "zeros":
                 raise AugflowError(f"unknown category {values[idx < 0][0]!r} (known: {cats[:10]})",
                                    file=file, field=col, rule="category seen in train or declared")
             onehot = np.zeros((len(df), len(cats)))
-            onehot[np.arange(len(df)), idx] = 1.0
+            known = idx >= 0
+            onehot[np.flatnonzero(known), idx[known]] = 1.0
             parts.append(onehot)
         return np.hstack(parts).astype(np.float32)
 

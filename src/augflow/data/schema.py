@@ -67,12 +67,15 @@ def read_schema(path: str | Path) -> Schema:
     return Schema.from_dict(read_json(path), str(path))
 
 
-def frame_xy(df: pd.DataFrame, schema: Schema, file: str) -> tuple[np.ndarray, np.ndarray]:
-    """A prepared-format frame -> model-space rows and integer labels."""
+def frame_xy(df: pd.DataFrame, schema: Schema, file: str,
+             unseen: str = "refuse") -> tuple[np.ndarray, np.ndarray]:
+    """A prepared-format frame -> model-space rows and integer labels (unseen: see
+    Encoder.transform)."""
     y = label_codes(df, file)
-    return schema.encoder.transform(df, file), y
+    return schema.encoder.transform(df, file, unseen), y
 
 
 def read_xy(path: str | Path, schema: Schema) -> tuple[np.ndarray, np.ndarray]:
-    """A prepared-format parquet -> model-space rows and integer labels."""
-    return frame_xy(read_parquet(path), schema, str(path))
+    """A prepared split -> model-space rows and integer labels. Validate has passed it, so a
+    level train never showed (a rare category missed by a small train split) is no level."""
+    return frame_xy(read_parquet(path), schema, str(path), unseen="zeros")

@@ -25,7 +25,7 @@ from augflow.errors import AugflowError
 from augflow.io import read_json, read_parquet, write_bytes, write_json
 from augflow.paths import Paths
 from augflow.quality.fidelity import KID_NOTE, fidelity_report
-from augflow.runners import FitJob, run_jobs
+from augflow.runners import FitJob, check_dask_cluster, run_jobs
 from augflow.evaluation.stats import against_best, arm_and_paired_cis
 from augflow.evaluation.verdict import HOW_TO_READ, signed_ci, verdict_bullets
 from augflow.evaluation.subsample import follow_parents, real_subset
@@ -60,8 +60,8 @@ class _FitPredict:
 def predictions(clf_name: str, arms: Sequence[str], data: dict, x_test: np.ndarray,
                 image_shape, n_seeds: int, base_seed: int, runner: str = "local",
                 workers: int = 2, device: torch.device | None = None,
-                threads: int = 1, classic: ClassicConfig = ClassicConfig()
-                ) -> dict[str, np.ndarray]:
+                threads: int = 1, classic: ClassicConfig = ClassicConfig(),
+                address: str | None = None) -> dict[str, np.ndarray]:
     """Test-set predictions, shape (n_seeds, n_test), per arm; `device` for the torch classifiers.
 
     A seed-free classifier on a seed-free arm gives the same predictions under every seed, so
@@ -73,7 +73,7 @@ def predictions(clf_name: str, arms: Sequence[str], data: dict, x_test: np.ndarr
             for s in range(1 if once and arm in SEED_FREE_ARMS else n_seeds)]
     got = run_jobs(jobs, _FitPredict(data, x_test, image_shape, device, classic), runner, workers,
                    progress=f"evaluate {clf_name} fits",
-                   threads=fit_threads_for([clf_name], threads))
+                   threads=fit_threads_for([clf_name], threads), address=address)
     by_arm: dict[str, list[np.ndarray]] = {arm: [] for arm in arms}
     for job, p in zip(jobs, got):
         by_arm[job.arm].append(p)
@@ -160,6 +160,20 @@ def promotion_decision(result: dict, cfg: EvaluateConfig, added_weight: float = 
             "threshold": cfg.promote_min_gain, "reason": why}
 
 
+def _panel_notes(result: dict) -> dict[str, str]:
+    """Each classifier's panel title: the gain over real and over the best baseline, CIs."""
+    notes = {}
+    for clf, r in result["classifiers"].items():
+        g = r["gain"]["accuracy"]
+        line = f"{clf}: augmented over real {g['mean']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}]"
+        best = r.get("best_baseline")
+        if best and best != "real" and best in r.get("gain_vs", {}):
+            b = r["gain_vs"][best]["accuracy"]
+            line += f", over {best} {b['mean']:+.3f} [{b['ci_low']:+.3f}, {b['ci_high']:+.3f}]"
+        notes[clf] = line
+    return notes
+
+
 def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths: Paths,
                  device: str = "auto", classic: ClassicConfig = ClassicConfig()) -> dict:
     """Every classifier x arm x seed, fitted on the arm's rows and scored on the real test
@@ -169,6 +183,8 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
     from augflow.plots import arms_png
 
     dev = resolve_device(device)
+    if cfg.runner == "dask" and cfg.dask_address is not None:
+        check_dask_cluster(cfg.dask_address, "evaluate.dask_address")   # before any work
     schema = read_schema(paths.schema)
     augment = read_json(paths.metrics("augment")) if paths.metrics("augment").is_file() else {}
     scheme = augment.get("mix", {}).get("scheme", {})
@@ -193,7 +209,7 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
     for clf in cfg.classifiers:
         log.info("evaluating %s on arms %s x %d seeds", clf, arms, cfg.n_seeds)
         preds = predictions(clf, arms, fit_data, xt_s, image_shape, cfg.n_seeds, seed, cfg.runner,
-                            cfg.dask_workers, dev, cfg.fit_threads, classic)
+                            cfg.dask_workers, dev, cfg.fit_threads, classic, cfg.dask_address)
         arm_ci, gain_vs = arm_and_paired_cis(yt, preds, classes, cfg.n_bootstrap, seed)
         headline = lambda d: {m: v for m, v in d.items() if m in HEADLINE_METRICS}
         result["classifiers"][clf] = against_baselines(
@@ -214,7 +230,7 @@ def run_evaluate(cfg: EvaluateConfig, filter_cfg: FilterConfig, seed: int, paths
     write_json(paths.fidelity_vs_test, per_class)
     table = pd.DataFrame(table_rows)
     write_bytes(paths.evaluate_arms_csv, table.to_csv(index=False, float_format="%.6f").encode())
-    write_bytes(paths.evaluate_plot, arms_png(table, "accuracy"))
+    write_bytes(paths.evaluate_plot, arms_png(table, "accuracy", _panel_notes(result)))
     write_bytes(paths.per_class_recall_csv,
                 pd.DataFrame(recall_rows).to_csv(index=False, float_format="%.6f").encode())
     write_bytes(paths.evaluate_report, evaluate_report_md(result).encode())

@@ -18,7 +18,7 @@ from augflow.errors import AugflowError
 from augflow.models.latent import local_variants
 from augflow.io import write_bytes, write_parquet
 from augflow.paths import Paths
-from augflow.runners import ClassJob, run_jobs
+from augflow.runners import ClassJob, check_dask_cluster, run_jobs
 
 
 class _GenerateClass:
@@ -56,21 +56,23 @@ def parents_of(y: np.ndarray, label: int, n: int) -> np.ndarray:
 def generate_samples(model, classes: list[int], n_per_class: int, temperature: float,
                      seed: int, latents: dict | None = None, runner: str = "local",
                      workers: int = 2, real: tuple[np.ndarray, np.ndarray] | None = None,
-                     classic: tuple[ClassicConfig, tuple[int, ...]] | None = None
+                     classic: tuple[ClassicConfig, tuple[int, ...]] | None = None,
+                     address: str | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Model-space samples, their labels, the seed each class was drawn with and the real row
     each varies (-1 when none). `real`: the train rows to sample around (generate.latent=local);
     else `latents`, a per-class latent fit (class_fit), or None for the prior. `classic`
     (params.yaml's classic and the image shape): each real row is first moved by a classic
     transform, then varied (generate.parents=classic); its parent stays the real row.
-    runner: local, or dask (one task per class on a local Dask cluster; the same bytes)."""
+    runner: local, or dask (one task per class on a Dask cluster, local or the one at
+    `address`; the same bytes)."""
     if real is not None:   # a class without train rows has nothing to vary
         classes = [c for c in classes if (real[1] == c).any()]
     # one stream per class: a class regenerates alone, on any worker
     jobs = [ClassJob(int(c), seed * 1000 + int(c)) for c in classes]
     xs = run_jobs(jobs, _GenerateClass(model, n_per_class, temperature, latents, real, classic),
-                  runner,
-                  workers, what="generate-class", progress="generate classes")
+                  runner, workers, what="generate-class", progress="generate classes",
+                  address=address)
     ys = [np.full(n_per_class, j.label, dtype=np.int64) for j in jobs]
     seeds = [np.full(n_per_class, j.seed, dtype=np.int64) for j in jobs]
     parents = [parents_of(real[1], j.label, n_per_class) if real is not None
@@ -87,6 +89,8 @@ def run_generate(cfg: GenerateConfig, seed: int, paths: Paths, device: str = "au
     from augflow.plots import sample_grid_png, table_samples_png
 
     dev = resolve_device(device)
+    if cfg.runner == "dask" and cfg.dask_address is not None:
+        check_dask_cluster(cfg.dask_address, "generate.dask_address")   # before any work
     model, schema, latents = load_cvae(paths.checkpoint)
     model.to(dev)
     if cfg.latent == "class_fit" and latents is None:
@@ -99,7 +103,7 @@ def run_generate(cfg: GenerateConfig, seed: int, paths: Paths, device: str = "au
         model, schema.classes, cfg.n_per_class, cfg.temperature, seed,
         latents if cfg.latent == "class_fit" else None, cfg.runner, cfg.dask_workers, real,
         (classic, tuple(schema.image_shape))
-        if cfg.parents == "classic" and schema.image_shape else None)
+        if cfg.parents == "classic" and schema.image_shape else None, cfg.dask_address)
     # Back to the user's columns and units: valid categories, numbers inside the fitted ranges.
     encoder = schema.encoder
     df = make_table(encoder.inverse(u), y)

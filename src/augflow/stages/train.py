@@ -69,6 +69,8 @@ def run_train(cfg: VAEConfig, seed: int, paths: Paths, device: str = "auto",
     validation, resuming an interrupted run of the same config and data; write the checkpoint
     (with the per-class latent fits) and the loss curve. `device`: params.yaml's, resolved
     here; the checkpoint holds CPU tensors whichever device trained it."""
+    from augflow.plots import loss_curve_png   # matplotlib: only when the curve is drawn
+
     dev = resolve_device(device)
     schema = read_schema(paths.schema)
     x_real, y_real = read_xy(paths.split("train"), schema)
@@ -95,6 +97,8 @@ def run_train(cfg: VAEConfig, seed: int, paths: Paths, device: str = "auto",
     paths.train_resume.unlink(missing_ok=True)
     curve = pd.DataFrame(result.history)
     write_bytes(paths.train_curve, curve.to_csv(index=False, float_format="%.6f").encode())
+    # the same curve as a PNG: dvc plots show draws the CSV with Vega, which offline it cannot
+    write_bytes(paths.train_curve_png, loss_curve_png(curve))
     return {"arch": model.hparams().get("arch", "mlp"), "n_train_rows": int(len(x)),
             "train_copies": copies if schema.image_shape else 0, "steps": result.steps,
             "best_epoch": result.best_epoch,
