@@ -17,6 +17,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.states import Completed
 
 from augflow.data.augmented import mix_summary
 from augflow.evaluation.verdict import HOW_TO_READ, verdict_bullets
@@ -149,7 +150,13 @@ def run_stage(stage: str, root: str, force: bool = False, after: dict | None = N
         raise StageCrashed(f"stage {stage} failed (dvc exit {proc.returncode}):\n{tail}")
     metrics_file = Path(root) / "metrics" / f"{stage}.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    return {"stage": stage, "skipped": skipped, "metrics": metrics}
+    result = {"stage": stage, "skipped": skipped, "metrics": metrics}
+    if skipped:
+        # a state of its own in the Prefect UI: a plain "Completed" read as "it ran"
+        return Completed(name="Skipped", data=result,   # type: ignore[return-value]
+                         message=f"DVC: {stage}'s deps, params and outputs are unchanged; "
+                                 f"not rerun (its outputs are the last run's)")
+    return result
 
 
 def mlflow_run_link(tracking_uri: str, experiment_id, run_id) -> str:
@@ -203,7 +210,11 @@ def augflow_pipeline(root: str = ".", force: bool = False, wait_for_lock_s: floa
     with workspace_lock(Path(root), wait_for_lock_s), dvc_repo_lock(Path(root)):
         results: list[dict] = []
         for stage in STAGES:
-            results.append(run_stage(stage, root, force, after=results[-1] if results else None))
+            # the task's final state, then its result: a skipped stage's state is its own
+            # ("Skipped"), which a direct call would hand back instead of the result
+            state = run_stage(stage, root, force, after=results[-1] if results else None,
+                              return_state=True)
+            results.append(state.result())
             if BETWEEN_STAGES_HOOK is not None:
                 BETWEEN_STAGES_HOOK(stage, root)
     runlog = Path(root) / "data/runlog/tracking.json"

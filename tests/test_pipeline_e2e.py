@@ -148,6 +148,16 @@ def test_mlflow_holds_the_run_with_figures_and_a_loadable_model(pipeline_ws):
     assert "promoted" in version.description.lower() and "CI" in version.description
     sig = mlflow.models.get_model_info(f"models:/augflow-cvae/{version.version}").signature
     assert [i.name for i in sig.inputs.inputs] == ["x", "y"]
+    # a runs table a person can read: the full numbers are in each stage's JSON artifact
+    keys = set().union(*(r.data.metrics for r in runs))
+    assert len(keys) < 150, len(keys)
+    # the VAE is logged from the train stage's run, and MLflow credits it that run's metrics
+    # (its losses), not every gain and FID of the pipeline
+    models = client.search_logged_models(experiment_ids=[exp.experiment_id])
+    assert len(models) == 1 and models[0].source_run_id == train_run.info.run_id
+    credited = {m.key for m in models[0].metrics or []}
+    assert "best_val_loss" in credited
+    assert not any(k.startswith(("gain", "kept", "mix", "fid")) for k in credited), credited
 
 
 def test_data_docs_name_the_run_and_each_data_asset(pipeline_ws):

@@ -233,7 +233,8 @@ def test_a_manual_dvc_repro_while_the_flow_is_between_stages_touches_nothing(ws,
         seen["unchanged"] = output_digest(ws) == before
 
     monkeypatch.setattr(fp, "BETWEEN_STAGES_HOOK", manual_repro)
-    results = fp.augflow_pipeline(root=str(ws))
+    state = fp.augflow_pipeline(root=str(ws), return_state=True)
+    results = state.result()
     for args in (("repro",), ("repro", "--force"), ("checkout", "--force")):
         proc = seen[args]
         assert proc.returncode != 0 and "Unable to acquire lock" in proc.stderr, args
@@ -241,3 +242,13 @@ def test_a_manual_dvc_repro_while_the_flow_is_between_stages_touches_nothing(ws,
     ran = [r["stage"] for r in results if not r["skipped"]]
     assert ran == ["track"]                           # the flow, not the manual run, did it
     assert "up to date" in dvc(ws, "status").stdout
+    # in Prefect, the stages DVC skipped say so in their state
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    names = {t.name.removeprefix("dvc-repro-"): t.state for t in tasks}
+    assert names["train"].name == "Skipped" and "unchanged" in names["train"].message
+    assert names["track"].name == "Completed"

@@ -34,6 +34,9 @@ def _address_needs_dask(runner: str, address: str | None, section: str) -> None:
 
 
 BUILTIN_SOURCES = ("digits", "iris", "wine", "breast_cancer")
+# The first run's labelled digits per class: where the low-data curve shows augmentation help
+# (README); the full 1,437 are one key away (labels_per_class: null), and there it does not.
+DEMO_LABELS_PER_CLASS = 10
 FILE_SOURCES = ("csv", "parquet", "image_folder", "npz", "torchvision")
 # The sets data.source torchvision reads (data.torchvision_dataset), in torchvision's on-disk layout
 TORCHVISION_DATASETS = ("mnist", "fashion_mnist", "kmnist", "cifar10")
@@ -70,8 +73,25 @@ class DataConfig(_Strict):
     download: bool = True
     test_size: float = Field(0.2, gt=0, lt=0.9)
     val_size: float = Field(0.15, gt=0, lt=0.9)
-    labels_per_class: int | None = Field(None, ge=2)
+    # cap train rows per class (the low-data regime; val gets half as many). auto: the embedded
+    # digits demo is capped at DEMO_LABELS_PER_CLASS, the job augflow exists for, and every
+    # other source keeps all its rows; null: no cap on any source
+    labels_per_class: int | Literal["auto"] | None = Field("auto")
     min_rows_per_class: int = Field(2, ge=1)
+
+    @field_validator("labels_per_class")
+    @classmethod
+    def _cap_at_least_two(cls, v: int | str | None) -> int | str | None:
+        if isinstance(v, int) and v < 2:
+            raise ValueError("must be at least 2 (or auto, or null for no cap)")
+        return v
+
+    @property
+    def train_cap(self) -> int | None:
+        """Train rows per class to keep (None: all), labels_per_class with auto resolved."""
+        if self.labels_per_class == "auto":
+            return DEMO_LABELS_PER_CLASS if self.source == "digits" else None
+        return self.labels_per_class
 
     @model_validator(mode="after")
     def _path_matches_source(self) -> DataConfig:

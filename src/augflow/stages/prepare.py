@@ -61,10 +61,11 @@ def split_dataset(y: np.ndarray, cfg: DataConfig, seed: int, subset_seed: int | 
     except ValueError as err:   # a class too small for the split fractions
         raise AugflowError(f"cannot split stratified ({err})", field="data.test_size",
                            rule="rows_per_class") from None
-    if cfg.labels_per_class is not None:
+    cap = cfg.train_cap
+    if cap is not None:
         sub = seed + 2 if subset_seed is None else subset_seed
-        train = train[cap_per_class(y[train], cfg.labels_per_class, sub)]
-        val = val[cap_per_class(y[val], max(cfg.labels_per_class // 2, 2), sub + 1)]
+        train = train[cap_per_class(y[train], cap, sub)]
+        val = val[cap_per_class(y[val], max(cap // 2, 2), sub + 1)]
     splits = {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
     # A very rare class (3 rows beside 500) can come out of the stratified split with no row in
     # val or test: say so here, with the class and its count, not as a failed expectation later.

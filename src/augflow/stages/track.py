@@ -40,6 +40,37 @@ def flatten(d: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
+def stage_metrics(stage: str, metrics: dict) -> dict[str, float]:
+    """The metric keys a stage's run gets: all of a small stage's; for filter, augment and
+    evaluate (100-250 keys each, 445 columns in the runs table) the few a reviewer compares
+    across runs. Every number stays in the stage's metrics JSON, logged as an artifact."""
+    if stage == "filter":
+        fid = metrics.get("fidelity", {})
+        keep = {"kept_fraction": metrics.get("kept_fraction"), "n_kept": metrics.get("n_kept"),
+                "n_generated": metrics.get("n_generated"),
+                "extractor_val_accuracy": metrics.get("extractor_val_accuracy"),
+                "rejected": metrics.get("rejected", {}),
+                "kept_vs_train": {k: fid.get("kept_vs_train", {}).get(k)
+                                  for k in ("fid", "precision", "recall", "density", "coverage")},
+                "val_vs_train": {"fid": fid.get("val_vs_train", {}).get("fid")}}
+        return flatten(keep)
+    if stage == "augment":
+        mix = metrics.get("mix", {})
+        keep = {k: mix.get(k) for k in ("scale", "helped_on_val", "val_accuracy_chosen",
+                                        "val_accuracy_real", "classic_share", "synthetic_share")}
+        return flatten({"mix": keep, "rows": {k: v for k, v in metrics.items()
+                                              if isinstance(v, (int, float))}})
+    if stage == "evaluate":
+        out: dict = {"added_weight_fraction": metrics.get("added_weight_fraction")}
+        for clf, r in metrics.get("classifiers", {}).items():
+            out[clf] = {"accuracy": {a: v["accuracy"]["mean"] for a, v in r["arms"].items()},
+                        "gain": r["gain"]["accuracy"]}
+            if r.get("best_baseline") in r.get("gain_vs", {}):
+                out[clf]["gain_vs_best"] = r["gain_vs"][r["best_baseline"]]["accuracy"]
+        return flatten(out)
+    return flatten(metrics)
+
+
 def flat_params(d: dict, prefix: str = "") -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in d.items():
@@ -262,12 +293,13 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
                                           "status": "RUNNING"})
         mlflow.log_params(flat_params(cfg.model_dump(mode="json")))
         mlflow.log_dict(hashes, "dvc/hashes.json")
-        ended = _log_stage_runs(mlflow, exp_id, parent.info.run_id, tags, spans, reused, timings,
-                                paths)
+        ended, child_ids = _log_stage_runs(mlflow, exp_id, parent.info.run_id, tags, spans,
+                                           reused, timings, paths)
         _log_summary(mlflow, paths, evaluation, mix)
         curve = pd.read_csv(paths.train_curve)
         mlflow.log_image(_png_image(loss_curve_png(curve)), "figures/loss_curve.png")
-        version = _register_model(mlflow, cfg, paths, evaluation, tags["dvc.cvae_md5"])
+        version = _register_model(mlflow, cfg, paths, evaluation, tags["dvc.cvae_md5"],
+                                  child_ids["train"])
         run_id = parent.info.run_id
     for child_id, end in ended.items():
         MlflowClient().set_terminated(child_id, "FINISHED", end_time=end)
@@ -279,12 +311,15 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
 
 
 def _log_stage_runs(mlflow, exp_id: str, parent_id: str, tags: dict, spans: dict,
-                    reused: dict[str, str], timings: dict[str, dict], paths: Paths) -> dict[str, int]:
+                    reused: dict[str, str], timings: dict[str, dict], paths: Paths
+                    ) -> tuple[dict[str, int], dict[str, str]]:
     """One child run per stage: its metrics, artifacts and real span (none for reused stages).
-    Returns child run id -> end time, set once the parent closes (MLflow ends children then)."""
+    Returns child run id -> end time, set once the parent closes (MLflow ends children then),
+    and each stage's child run id."""
     from mlflow import MlflowClient
 
     ended: dict[str, int] = {}
+    ids: dict[str, str] = {}
     for stage in STAGES:
         span = spans[stage]
         child_tags = {"stage": stage, "mlflow.parentRunId": parent_id, **tags}
@@ -292,12 +327,13 @@ def _log_stage_runs(mlflow, exp_id: str, parent_id: str, tags: dict, spans: dict
             child_tags["reused"] = reused[stage]
         child = MlflowClient().create_run(
             exp_id, start_time=span[0] if span else None, run_name=stage, tags=child_tags)
+        ids[stage] = child.info.run_id
         if span:
             ended[child.info.run_id] = span[1]
         with mlflow.start_run(run_id=child.info.run_id, nested=True):
             m = paths.metrics(stage)
             if m.is_file():
-                mlflow.log_metrics(flatten(read_json(m)))
+                mlflow.log_metrics(stage_metrics(stage, read_json(m)))
                 mlflow.log_artifact(str(m))
             if stage in timings and stage not in reused:
                 mlflow.log_metric("duration_s", timings[stage]["seconds"])
@@ -305,7 +341,7 @@ def _log_stage_runs(mlflow, exp_id: str, parent_id: str, tags: dict, spans: dict
                 log_curve(MlflowClient(), child.info.run_id,
                           pd.read_csv(paths.train_curve))
             _log_stage_artifacts(mlflow, stage, paths)
-    return ended
+    return ended, ids
 
 
 # rows the MLflow dataset schema of a split is inferred from (_log_summary)
@@ -377,7 +413,8 @@ def version_of(client, name: str, cvae_md5: str) -> str | None:
     return str(min(found)) if found else None
 
 
-def _register_model(mlflow, cfg: Config, paths: Paths, evaluation: dict, cvae_md5: str) -> str:
+def _register_model(mlflow, cfg: Config, paths: Paths, evaluation: dict, cvae_md5: str,
+                    train_run_id: str) -> str:
     """The CVAE's registered model version, with the promotion verdict (evaluation's
     promotion); the champion alias moves to it only when promoted. Returns the version.
 
@@ -397,9 +434,13 @@ def _register_model(mlflow, cfg: Config, paths: Paths, evaluation: dict, cvae_md
     version = version_of(client, name, cvae_md5) if cvae_md5 else None
     if version is None:
         model, _, _ = load_cvae(paths.checkpoint)
-        info = mlflow.pytorch.log_model(model, name="cvae", serialization_format="pickle",
-                                        signature=cvae_signature(model.n_features),
-                                        pip_requirements=model_requirements())
+        # Logged from the train stage's run, which made it: MLflow 3 credits every metric of
+        # the run that logs a model to that model, and from the parent that was every gain,
+        # FID and mix number of the pipeline; from train it is the VAE's own losses.
+        with mlflow.start_run(run_id=train_run_id, nested=True):
+            info = mlflow.pytorch.log_model(model, name="cvae", serialization_format="pickle",
+                                            signature=cvae_signature(model.n_features),
+                                            pip_requirements=model_requirements())
         # registered with its md5 tag in one call, so a concurrent pipeline's check sees it
         mine = mlflow.register_model(info.model_uri, name,
                                      tags={CVAE_MD5_TAG: cvae_md5} if cvae_md5 else None).version
