@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from augflow.paths import STAGES
-from conftest import REPO, free_port, stage_env, wait_for
+from conftest import REPO, augflow_here, fails_cleanly, free_port, stage_env, wait_for
 
 
 VALIDATION = "data/reports/validation.json"
@@ -253,3 +253,35 @@ print("STATE", run.state.type.value)
             _stop(worker)
         _stop(server)
 
+
+
+def test_an_unreachable_tracking_server_stops_track_in_one_line_and_a_rerun_records_it(
+        pipeline_ws, tmp_path):
+    """The fault catalogue's MLflow entry: tracking.uri names a server that is down. track
+    retries a bounded number of times, then stops with one line naming tracking.uri; no
+    output of any stage changes. Once the server is up, rerunning track records the run."""
+    ws = tmp_path / "ws"
+    shutil.copytree(pipeline_ws, ws, symlinks=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    params["tracking"].update(uri=base, lock_retries=2, lock_wait_s=0.2)
+    (ws / "params.yaml").write_text(yaml.safe_dump(params))
+    err = fails_cleanly(ws, "track", "params.yaml: tracking.uri", f"cannot reach the MLflow "
+                        f"tracking server at {base} after 2 retries", "augflow track",
+                        "rule: reachable tracking server")
+    assert len(err.strip().splitlines()) == 1, err
+    server = _start([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                     f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
+                     str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+                     "--workers", "1"], stage_env(), tmp_path, log=tmp_path / "server.log")
+    try:
+        wait_for(f"{base}/health", server)
+        proc = augflow_here(ws, "track")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        exp = _get(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=augflow")
+        runs = _search_runs(base, exp["experiment"]["experiment_id"])
+        assert [r["info"]["run_name"] for r in runs].count("pipeline") == 1
+        assert len(runs) == 1 + len(STAGES) - 1      # the parent and a child per stage
+    finally:
+        _stop(server)

@@ -219,9 +219,48 @@ def is_store_locked(err: BaseException | None) -> bool:
     return False
 
 
+# MLflow's own client retries an unreachable server 7 times with backoff (minutes); a server
+# that dies during track should fail it in well under a minute, with track's own message.
+MLFLOW_HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+
+
+def wait_for_tracking_server(uri: str, retries: int, wait_s: float) -> None:
+    """A tracking server (an http(s) tracking.uri) must answer its /health before track
+    starts a run: tried `retries` more times, after wait_s, 2 wait_s, ... Then one line naming
+    tracking.uri. Nothing is written before this, so the earlier stages' outputs stay as they
+    are, and rerunning track once the server is up records the pipeline."""
+    import urllib.error
+    import urllib.request
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    last: Exception | None = None
+    for attempt in range(retries + 1):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as resp:
+                if resp.status == 200:
+                    return
+                last = RuntimeError(f"HTTP {resp.status}")
+        except (OSError, urllib.error.URLError) as err:   # refused, timed out, unresolvable
+            last = err
+        if attempt < retries:
+            wait = wait_s * 2 ** attempt
+            log.warning("MLflow tracking server %s not answering (%s); retrying in %.1f s",
+                        uri, last, wait)
+            time.sleep(wait)
+    raise AugflowError(f"cannot reach the MLflow tracking server at {uri} after {retries} "
+                       f"retries ({last}); every earlier stage's output is kept: start the "
+                       f"server, then run `augflow track` (or dvc repro) again",
+                       file="params.yaml", field="tracking.uri", rule="reachable tracking server")
+
+
 def run_track(cfg: Config, paths: Paths) -> dict:
     """_track_once, retried with backoff while the MLflow store is locked. A run cut short by
-    the lock is closed as FAILED (when the store lets us), so the UI does not show it running."""
+    the lock is closed as FAILED (when the store lets us), so the UI does not show it running.
+    A tracking server must answer first (wait_for_tracking_server, the same retries)."""
+    for key, value in MLFLOW_HTTP_ENV.items():
+        os.environ.setdefault(key, value)
+    wait_for_tracking_server(cfg.tracking.uri, cfg.tracking.lock_retries, cfg.tracking.lock_wait_s)
     import mlflow
 
     for attempt in range(cfg.tracking.lock_retries + 1):
