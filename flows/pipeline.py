@@ -9,6 +9,7 @@ import argparse
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,6 +35,16 @@ class StageCrashed(RuntimeError):
 
 class WorkspaceBusy(RuntimeError):
     """Another pipeline run holds this workspace."""
+
+
+class ParamsChanged(RuntimeError):
+    """params.yaml changed while the run was between stages."""
+
+
+def _params_digest(root: str) -> str:
+    import hashlib
+
+    return hashlib.sha256((Path(root) / "params.yaml").read_bytes()).hexdigest()
 
 
 @contextmanager
@@ -123,6 +134,31 @@ def _stage_env() -> dict[str, str]:
     return env
 
 
+def _run_group(cmd: list[str], root: str) -> subprocess.CompletedProcess:
+    """`dvc repro` and the stage it starts, in a process group of their own. When this run is
+    stopped (SIGTERM: Prefect's engine raises TerminationSignal here; Ctrl-C; a cancel), the
+    whole group is stopped with it: killing only dvc would leave the stage running on,
+    writing outputs under the next run. Its atomic writes keep every finished file whole, and
+    DVC records nothing for it, so the next run redoes it."""
+    proc = subprocess.Popen(cmd, cwd=root, env=_stage_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate()
+    except BaseException:
+        for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 15)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 @task(task_run_name="dvc-repro-{stage}", retries=2, retry_delay_seconds=[2, 10],
       retry_condition_fn=_retry_unless_input_error)
 def run_stage(stage: str, root: str, force: bool = False, after: dict | None = None) -> dict:
@@ -133,7 +169,7 @@ def run_stage(stage: str, root: str, force: bool = False, after: dict | None = N
     if force:
         cmd.append("--force")
     with _dvc_lock_handed_over(root):
-        proc = subprocess.run(cmd, cwd=root, env=_stage_env(), capture_output=True, text=True)
+        proc = _run_group(cmd, root)
     out = (proc.stdout + proc.stderr).strip()
     skipped = "didn't change, skipping" in out
     logger.info("stage %s %s", stage, "up to date (skipped)" if skipped else "ran")
@@ -209,7 +245,17 @@ def augflow_pipeline(root: str = ".", force: bool = False, wait_for_lock_s: floa
     root = str(Path(root).resolve())
     with workspace_lock(Path(root), wait_for_lock_s), dvc_repo_lock(Path(root)):
         results: list[dict] = []
+        # Each stage's `dvc repro` reads params.yaml when it starts: an edit between two stages
+        # would build the later stages on other params than the earlier ones. The run checks
+        # that params.yaml is the one it started with before each stage, and stops otherwise.
+        params_at_start = _params_digest(root)
         for stage in STAGES:
+            if _params_digest(root) != params_at_start:
+                done = ", ".join(r["stage"] for r in results)
+                raise ParamsChanged(
+                    f"{root}/params.yaml changed during this run (after {done}); stopped "
+                    f"before {stage} so no stage uses other params than the ones before it. "
+                    f"Run again: DVC reruns what the new params touch")
             # the task's final state, then its result: a skipped stage's state is its own
             # ("Skipped"), which a direct call would hand back instead of the result
             state = run_stage(stage, root, force, after=results[-1] if results else None,
@@ -260,7 +306,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         augflow_pipeline(root=args.root, force=args.force, wait_for_lock_s=args.wait_for_lock)
-    except (StageInputError, StageCrashed, WorkspaceBusy) as err:
+    except (StageInputError, StageCrashed, WorkspaceBusy, ParamsChanged) as err:
         print(f"augflow pipeline failed: {err}", file=sys.stderr)
         sys.exit(2)
 

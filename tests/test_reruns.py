@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import dvc, output_digest, stage_env
+from conftest import REPO, dvc, output_digest, stage_env
 
 
 @pytest.fixture
@@ -252,3 +252,103 @@ def test_a_manual_dvc_repro_while_the_flow_is_between_stages_touches_nothing(ws,
     names = {t.name.removeprefix("dvc-repro-"): t.state for t in tasks}
     assert names["train"].name == "Skipped" and "unchanged" in names["train"].message
     assert names["track"].name == "Completed"
+
+
+def test_params_edited_between_stages_stop_the_run_before_the_next_stage(ws, monkeypatch):
+    """The fault catalogue's params entry: params.yaml edited while the flow is between two
+    stages. The run stops before the next stage, saying so; no stage ran on the new params
+    beside outputs of the old ones; the next run finishes on the new params."""
+    import flows.pipeline as fp
+
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    params["tracking"]["lock_wait_s"] = 2.5      # only track stale: the flow's own work is short
+
+    def edit(stage, root):
+        if stage == "train":
+            changed = dict(params, evaluate=dict(params["evaluate"], n_bootstrap=300))
+            (ws / "params.yaml").write_text(yaml.safe_dump(changed))
+
+    (ws / "params.yaml").write_text(yaml.safe_dump(params))
+    before = output_digest(ws)
+    monkeypatch.setattr(fp, "BETWEEN_STAGES_HOOK", edit)
+    with pytest.raises(fp.ParamsChanged, match="params.yaml changed during this run "
+                       r"\(after prepare, validate, train\); stopped before generate"):
+        fp.augflow_pipeline(root=str(ws))
+    assert output_digest(ws) == before                 # nothing ran after the edit
+    monkeypatch.setattr(fp, "BETWEEN_STAGES_HOOK", None)
+    results = fp.augflow_pipeline(root=str(ws))        # the new params: evaluate and track rerun
+    assert [r["stage"] for r in results if not r["skipped"]] == ["evaluate", "track"]
+    assert "up to date" in dvc(ws, "status").stdout
+
+
+def _procs_in(ws) -> list[int]:
+    """Processes whose working directory is `ws` (a stage, or dvc running it)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit() and int(d) != os.getpid():
+            try:
+                if os.readlink(f"/proc/{d}/cwd") == str(ws):
+                    out.append(int(d))
+            except OSError:
+                continue
+    return out
+
+
+def _lock_is_free(path) -> bool:
+    import fcntl
+
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return True
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_flow_mid_stage_stops_it_cleanly_and_a_rerun_completes(ws, monkeypatch):
+    """The fault catalogue's SIGTERM entry: `kill <flow pid>` while train is mid-epoch. The flow
+    stops the stage with it (no process left working in the workspace), releases its lock and
+    DVC's, changes no other stage's output, and the next run completes."""
+    from prefect.settings import PREFECT_API_URL
+
+    import flows.pipeline as fp
+
+    good = output_digest(ws)
+    original = (ws / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["vae"].update(max_epochs=5000, patience=5000)     # a train that runs for minutes
+    (ws / "params.yaml").write_text(yaml.safe_dump(params))
+    flow = subprocess.Popen([sys.executable, str(REPO / "flows" / "pipeline.py"), "--root",
+                             str(ws)], cwd=ws, env=stage_env(PREFECT_API_URL=PREFECT_API_URL.value()),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (ws / "data/models/cvae.resume.pt").exists():   # train is 10 epochs in
+            assert flow.poll() is None, flow.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "train never got going"
+            time.sleep(0.5)
+        flow.send_signal(signal.SIGTERM)
+        out, _ = flow.communicate(timeout=90)
+    finally:
+        if flow.poll() is None:
+            os.killpg(flow.pid, signal.SIGKILL)
+    assert flow.returncode != 0, out[-2000:]
+    time.sleep(1.0)
+    assert _procs_in(ws) == [], "a stage kept running after the flow stopped"
+    assert _lock_is_free(ws / ".augflow.lock") and _lock_is_free(ws / ".dvc/tmp/lock")
+    # DVC removed train's outputs when it started it; the resume state is train's own
+    train_outs = ("data/models/cvae", "plots/train_curve", "metrics/train.json")
+    after = output_digest(ws)
+    assert {k: v for k, v in after.items() if not k.startswith(train_outs)} == \
+        {k: v for k, v in good.items() if not k.startswith(train_outs)}
+    assert "train:" in dvc(ws, "status").stdout        # not taken as done
+    (ws / "params.yaml").write_text(original)
+    fp.augflow_pipeline(root=str(ws))
+    assert "up to date" in dvc(ws, "status").stdout
+    # the same bytes as before (DVC restores train from its run cache); the 5000-epoch run's
+    # resume state stays beside them, and a train of that config would resume from it
+    resume = "data/models/cvae.resume.pt"
+    assert {k: v for k, v in output_digest(ws).items() if k != resume} == good
