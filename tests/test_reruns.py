@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -352,3 +353,39 @@ def test_sigterm_to_the_flow_mid_stage_stops_it_cleanly_and_a_rerun_completes(ws
     # resume state stays beside them, and a train of that config would resume from it
     resume = "data/models/cvae.resume.pt"
     assert {k: v for k, v in output_digest(ws).items() if k != resume} == good
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_stage_mid_run_is_a_crash_the_flow_retries(ws):
+    """SIGTERM to the stage itself (a preempted job, an operator's kill): DVC reports the stage
+    failed, the flow counts it a crash and retries it; train resumes from its last state and
+    the run completes with every stage done."""
+    import flows.pipeline as fp
+
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    params["vae"].update(max_epochs=150, patience=150)
+    (ws / "params.yaml").write_text(yaml.safe_dump(params))
+    killed = {}
+
+    def kill_train_when_it_has_a_state():
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not killed:
+            if (ws / "data/models/cvae.resume.pt").exists():
+                for pid in _procs_in(ws):
+                    cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+                    if b"augflow.cli" in cmd and b"train" in cmd:
+                        os.kill(pid, signal.SIGTERM)
+                        killed["pid"] = pid
+            time.sleep(0.2)
+
+    import threading
+
+    killer = threading.Thread(target=kill_train_when_it_has_a_state, daemon=True)
+    killer.start()
+    state = fp.augflow_pipeline(root=str(ws), return_state=True)
+    killer.join(5)
+    assert killed, "train finished before it could be killed"
+    assert state.is_completed()
+    assert "up to date" in dvc(ws, "status").stdout
+    assert json.loads((ws / "metrics/train.json").read_text())["resumed"] is True
+    assert not (ws / "data/models/cvae.resume.pt").exists()
