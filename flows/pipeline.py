@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import json
 import os
 import signal
@@ -134,6 +135,32 @@ def _stage_env() -> dict[str, str]:
     return env
 
 
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _cache_object(root: str, md5: str) -> Path:
+    return Path(root) / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def corrupt_outputs(root: str, stage: str) -> list[tuple[str, str, str]]:
+    """(path, md5 dvc.lock records, md5 of the file) for each output of `stage` in the
+    workspace whose bytes are not the recorded ones (every augflow output is a single file)."""
+    import yaml
+
+    lock = yaml.safe_load((Path(root) / "dvc.lock").read_text()) or {}
+    bad = []
+    for out in lock.get("stages", {}).get(stage, {}).get("outs", []):
+        path = Path(root) / out["path"]
+        if path.is_file() and "md5" in out and (actual := _md5(path)) != out["md5"]:
+            bad.append((out["path"], out["md5"], actual))
+    return bad
+
+
 def _run_group(cmd: list[str], root: str) -> subprocess.CompletedProcess:
     """`dvc repro` and the stage it starts, in a process group of their own. When this run is
     stopped (SIGTERM: Prefect's engine raises TerminationSignal here; Ctrl-C; a cancel), the
@@ -172,6 +199,25 @@ def run_stage(stage: str, root: str, force: bool = False, after: dict | None = N
         proc = _run_group(cmd, root)
     out = (proc.stdout + proc.stderr).strip()
     skipped = "didn't change, skipping" in out
+    if proc.returncode == 0 and (bad := corrupt_outputs(root, stage)):
+        # DVC restored (or kept) a file whose bytes are not the ones dvc.lock records: a cache
+        # object rotted on disk. DVC trusts a cache file whose size and mtime are unchanged, so
+        # it would hand these bytes to every later stage. Drop them and rebuild the stage.
+        for path, expected, actual in bad:
+            logger.warning("%s: its bytes (md5 %s) are not the ones dvc.lock records (%s): the "
+                           "DVC cache object %s is corrupt; removed, rebuilding %s", path,
+                           actual, expected, _cache_object(root, expected), stage)
+            for f in (Path(root) / path, _cache_object(root, expected)):
+                if f.exists() and _md5(f) != expected:
+                    f.chmod(0o644)
+                    f.unlink()
+        with _dvc_lock_handed_over(root):
+            proc = _run_group(cmd + ["--force"] if not force else cmd, root)
+        out = (proc.stdout + proc.stderr).strip()
+        skipped = False
+        if proc.returncode == 0 and (still := corrupt_outputs(root, stage)):
+            raise StageInputError(f"stage {stage}: {still[0][0]} does not match dvc.lock after "
+                                  f"a rebuild (md5 {still[0][2]}, recorded {still[0][1]})")
     logger.info("stage %s %s", stage, "up to date (skipped)" if skipped else "ran")
     if proc.returncode != 0:
         tail = "\n".join(out.splitlines()[-25:])

@@ -389,3 +389,37 @@ def test_sigterm_to_a_stage_mid_run_is_a_crash_the_flow_retries(ws):
     assert "up to date" in dvc(ws, "status").stdout
     assert json.loads((ws / "metrics/train.json").read_text())["resumed"] is True
     assert not (ws / "data/models/cvae.resume.pt").exists()
+
+
+def test_a_rotted_dvc_cache_object_is_never_used_silently(ws):
+    """The fault catalogue's cache entry: a byte of the cached augmented set flips on disk,
+    size and mtime unchanged (what rot looks like). DVC itself trusts such an object: a plain
+    `dvc checkout` puts the wrong bytes in place. The flow checks every output against
+    dvc.lock after each stage, drops the bad object and rebuilds the stage: same bytes as
+    before, a sound cache object, and nothing downstream ran on the rotted file."""
+    import hashlib
+
+    import flows.pipeline as fp
+
+    good = output_digest(ws)
+    path = "data/augmented/train.parquet"
+    lock = yaml.safe_load((ws / "dvc.lock").read_text())
+    md5 = next(o["md5"] for o in lock["stages"]["augment"]["outs"] if o["path"] == path)
+    obj = ws / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+    stat = obj.stat()
+    obj.chmod(0o644)
+    raw = bytearray(obj.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    obj.write_bytes(bytes(raw))
+    os.utime(obj, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    (ws / path).unlink()
+    dvc(ws, "checkout", path)
+    rotted = hashlib.md5((ws / path).read_bytes()).hexdigest()
+    assert rotted != md5                          # DVC restored the rotted bytes, silently
+    assert fp.corrupt_outputs(str(ws), "augment") == [(path, md5, rotted)]
+    results = fp.augflow_pipeline(root=str(ws))
+    ran = [r["stage"] for r in results if not r["skipped"]]
+    assert ran[0] == "augment", ran               # rebuilt, and nothing before it
+    assert hashlib.md5(obj.read_bytes()).hexdigest() == md5
+    assert {k: v for k, v in output_digest(ws).items()} == good
+    assert "up to date" in dvc(ws, "status").stdout
