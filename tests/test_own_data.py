@@ -434,3 +434,9 @@ def test_profiled_rules_still_refuse_gross_errors_and_shifted_columns(tmp_path):
     restore()
     # the last good result stayed through every refusal
     assert json.loads((ws / "data/reports/validation.json").read_text()) == report
+    # the offline page lists every run, newest first, and names what failed in the latest
+    page = (ws / "data/reports/validation.html").read_text()
+    assert "<script" not in page and "http" not in page.split("</style>")[0]
+    assert page.count("&#10007; failed") >= 4 + 1 and "column=&#x27;visits&#x27;" in page
+    runs = (ws / "data/runlog/validation_runs.jsonl").read_text().splitlines()
+    assert [json.loads(r)["success"] for r in runs] == [True, False, False, False, False]

@@ -20,8 +20,8 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-# What a workspace's stages produce; runlog (timings, locks) and data_docs (run stamps) change
-# on every run by design, so they are not part of the digest.
+# What a workspace's stages produce; runlog (timings, locks), data_docs and the validation page
+# (run stamps) change on every run by design, so they are not part of the digest.
 OUTPUT_DIRS = ("data", "metrics", "plots")
 
 
@@ -95,7 +95,8 @@ def output_digest(ws: Path) -> dict[str, str]:
     out = {}
     for sub in OUTPUT_DIRS:
         for f in sorted((ws / sub).rglob("*")) if (ws / sub).is_dir() else []:
-            if f.is_file() and not f.is_symlink() and not {"runlog", "data_docs"} & set(f.parts):
+            if (f.is_file() and not f.is_symlink() and not {"runlog", "data_docs"} & set(f.parts)
+                    and f.name != "validation.html"):
                 out[f.relative_to(ws).as_posix()] = hashlib.md5(f.read_bytes()).hexdigest()
     return out
 

@@ -27,6 +27,10 @@ class Paths:
     @property
     def data_docs(self) -> Path: return self._p("data/reports/data_docs")
     @property
+    def validation_page(self) -> Path: return self._p("data/reports/validation.html")
+    @property
+    def validation_runs(self) -> Path: return self._p("data/runlog/validation_runs.jsonl")
+    @property
     def checkpoint(self) -> Path: return self._p("data/models/cvae.pt")
     @property
     def train_resume(self) -> Path: return self._p("data/models/cvae.resume.pt")

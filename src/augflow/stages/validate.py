@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,7 +16,7 @@ from augflow.data import profile
 from augflow.data.schema import Schema, read_schema
 from augflow.data.table import LABEL
 from augflow.errors import ValidationFailed
-from augflow.io import read_parquet, write_json
+from augflow.io import read_parquet, write_bytes, write_json
 from augflow.paths import Paths
 
 SPLITS = ("train", "val", "test")
@@ -234,6 +236,7 @@ def run_validate(min_rows_per_class: int, paths: Paths) -> dict:
             shutil.rmtree(old)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(docs_tmp), target)
+    _record_run(paths, run_id.run_name, summary)
     if not summary["success"]:
         # The last good result stays in place; the failure gets its own report.
         failed_path = paths.validation.with_name("validation_failed.json")
@@ -244,6 +247,70 @@ def run_validate(min_rows_per_class: int, paths: Paths) -> dict:
     write_json(paths.validation, summary)
     return {"expectations_evaluated": sum(c["evaluated"] for c in summary["checks"].values()),
             "expectations_failed": 0}
+
+
+def _record_run(paths: Paths, run_name: str, summary: dict) -> None:
+    """Append this run to the validation log and rewrite the offline page listing every run.
+    GX's Data Docs index draws its list of runs with scripts from a CDN: offline it lists none,
+    and its pages lose their pass/fail icons. This page needs nothing but the file."""
+    runs = []
+    if paths.validation_runs.is_file():
+        runs = [json.loads(line) for line in paths.validation_runs.read_text().splitlines()
+                if line.strip()]
+    runs.append({"run": run_name, "success": summary["success"],
+                 "checks": {n: {"evaluated": c["evaluated"], "failed": c["failed"],
+                                "success": c["success"]}
+                            for n, c in summary["checks"].items()}})
+    paths.validation_runs.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(paths.validation_runs,
+                "".join(json.dumps(r, sort_keys=True) + "\n" for r in runs).encode())
+    write_bytes(paths.validation_page, validation_page_html(runs).encode())
+
+
+def validation_page_html(runs: list[dict]) -> str:
+    """Every validation run, newest first: its result, then each check of the newest run with
+    its failed expectations (column and examples). Plain HTML, no script, no external style."""
+    esc = html.escape
+
+    def mark(ok: bool) -> str:
+        return ('<b style="color:#1a7f37">&#10003; passed</b>' if ok
+                else '<b style="color:#cf222e">&#10007; failed</b>')
+
+    latest = runs[-1]
+    rows = "".join(
+        f"<tr><td>{esc(n)}</td><td>{mark(c['success'])}</td><td>{c['evaluated']}</td>"
+        f"<td>{len(c['failed'])}</td><td>{'<br>'.join(esc(_describe(f)) for f in c['failed'])}"
+        f"</td></tr>" for n, c in latest["checks"].items())
+    history = "".join(
+        f"<tr><td>{esc(r['run'])}</td><td>{mark(r['success'])}</td>"
+        f"<td>{sum(len(c['failed']) for c in r['checks'].values())}</td></tr>"
+        for r in reversed(runs))
+    failed = sum(len(c["failed"]) for c in latest["checks"].values())
+    verdict = ("every expectation passed" if latest["success"] else
+               f"{failed} expectation(s) failed: the pipeline stopped at validate")
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>augflow validation</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:70em}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;
+text-align:left;vertical-align:top}}</style></head><body>
+<h1>Validation: {mark(latest['success'])}</h1>
+<p>Latest run <code>{esc(latest['run'])}</code>: {verdict}. Great Expectations' own pages:
+<a href="data_docs/index.html">data_docs/</a> (the last good run) and
+<a href="data_docs_failed/index.html">data_docs_failed/</a> (the last failure); they load
+scripts and styles from a CDN, this page does not.</p>
+<h2>Checks of the latest run</h2>
+<table><tr><th>check</th><th>result</th><th>expectations</th><th>failed</th>
+<th>what failed</th></tr>{rows}</table>
+<h2>Every run, newest first</h2>
+<table><tr><th>run</th><th>result</th><th>failed expectations</th></tr>{history}</table>
+</body></html>
+"""
+
+
+def _describe(failure: dict) -> str:
+    col = failure["kwargs"].get("column", "")
+    return (f"{failure['expectation']} column={col!r} unexpected={failure['unexpected_count']} "
+            f"examples={failure['examples']}")
 
 
 def _stamp() -> str:
