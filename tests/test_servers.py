@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -15,6 +17,7 @@ import yaml
 
 from augflow.paths import STAGES
 from conftest import REPO, augflow_here, fails_cleanly, free_port, stage_env, wait_for
+from workspace import output_digest as _digest
 
 
 VALIDATION = "data/reports/validation.json"
@@ -285,3 +288,101 @@ def test_an_unreachable_tracking_server_stops_track_in_one_line_and_a_rerun_reco
         assert len(runs) == 1 + len(STAGES) - 1      # the parent and a child per stage
     finally:
         _stop(server)
+
+
+_TRIGGER = """
+import sys, time
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+name = "augflow-pipeline/" + sys.argv[1]
+with get_client(sync_client=True) as c:
+    for _ in range(120):
+        try:
+            c.read_deployment_by_name(name); break
+        except Exception:
+            time.sleep(1)
+run = run_deployment(name, timeout=float(sys.argv[2]))
+print("STATE", run.state.type.value if run.state else None, flush=True)
+"""
+
+
+def _lock_is_free(path: Path) -> bool:
+    import fcntl
+
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return True
+
+
+def test_the_prefect_server_killed_mid_stage_loses_nothing_and_the_next_run_recovers(
+        pipeline_ws, tmp_path):
+    """The fault catalogue's Prefect entry: the server dies (SIGKILL) while a served
+    deployment's run is in the middle of train. The stage runs on to its end (it makes no API
+    call) and DVC records it; the run goes on until its client gives up on the dead server,
+    then ends, its running stage stopped with it: no process left in the workspace, no lock
+    held, no temp file, and every stage DVC takes as done holds the bytes dvc.lock records.
+    The next run picks up where it stopped and completes."""
+    import flows.pipeline as fp
+    from test_reruns import _procs_in
+
+    ws = tmp_path / "ws"
+    shutil.copytree(pipeline_ws, ws, symlinks=True)
+    good = _digest(ws)
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    params["vae"].update(max_epochs=120, patience=120)       # train stale, and long enough
+    (ws / "params.yaml").write_text(yaml.safe_dump(params))
+    port = free_port()
+    env = stage_env()
+    env.update({"PREFECT_HOME": str(tmp_path / "prefect_home"),
+                "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                # the killed run's client gives up on the dead server after a few tries
+                "PREFECT_CLIENT_MAX_RETRIES": "2"})
+    server = _start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                     "--port", str(port)], env, tmp_path, log=tmp_path / "server.log")
+    runner = None
+    try:
+        wait_for(f"http://127.0.0.1:{port}/api/health", server, 180)
+        runner = _start([sys.executable, str(REPO / "flows/serve.py"), "--root", str(ws),
+                         "--name", "fault"], env, REPO, log=tmp_path / "runner.log")
+        trigger = subprocess.run([sys.executable, "-c", _TRIGGER, "fault", "0"], env=env,
+                                 capture_output=True, text=True, timeout=300)
+        assert "STATE" in trigger.stdout, trigger.stdout + trigger.stderr
+        deadline = time.monotonic() + 300
+        while not (ws / "data/models/cvae.resume.pt").exists():   # train is 10 epochs in
+            assert time.monotonic() < deadline, (tmp_path / "runner.log").read_text()[-3000:]
+            time.sleep(0.2)
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(30)
+        deadline = time.monotonic() + 300
+        while _procs_in(ws) or not _lock_is_free(ws / ".augflow.lock"):
+            assert time.monotonic() < deadline, ("still running after the server died",
+                                                 (tmp_path / "runner.log").read_text()[-3000:])
+            time.sleep(1)
+    finally:
+        if runner is not None:
+            _stop(runner)
+        if server.poll() is None:
+            _stop(server)
+    assert _lock_is_free(ws / ".dvc/tmp/lock")
+    assert not [p for sub in ("data", "metrics", "plots") for p in (ws / sub).rglob(".*.tmp")]
+    status = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=ws, env=stage_env(),
+                            capture_output=True, text=True).stdout
+    # every stage DVC takes as done holds exactly the bytes dvc.lock records; a stage cut
+    # short is listed as changed, never taken as done
+    done = [st for st in STAGES if f"{st}:" not in status and st != "track"]
+    assert "train" in done, status                      # train ran on after the server died
+    assert all(fp.corrupt_outputs(str(ws), st) == [] for st in done)
+    before_train = ("data/prepared", "data/reports/validation.json", "metrics/prepare.json",
+                    "metrics/validate.json")
+    after = _digest(ws)
+    assert all(after[k] == v for k, v in good.items() if k.startswith(before_train))
+    results = fp.augflow_pipeline(root=str(ws))      # the next run (the session's API)
+    assert "train" not in [r["stage"] for r in results if not r["skipped"]]
+    assert "up to date" in subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=ws,
+                                          env=stage_env(), capture_output=True,
+                                          text=True).stdout
