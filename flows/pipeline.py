@@ -244,7 +244,9 @@ def run_stage(stage: str, root: str, force: bool = False, after: dict | None = N
 def mlflow_run_link(tracking_uri: str, experiment_id, run_id) -> str:
     """Where a reviewer opens the run: the tracking server itself when the configured URI is
     one, else the UI `make ui` serves over the local store (on $MLFLOW_PORT, default 5000)."""
-    page = f"#/experiments/{experiment_id}/runs/{run_id}"
+    # workflowType: MLflow 3.17 opens its GenAI UI unless the link (or the sidebar's toggle,
+    # remembered per browser) asks for the model-training one; the experiment tag does not
+    page = f"#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
     if tracking_uri.startswith(("http://", "https://")):
         return f"{tracking_uri.rstrip('/')}/{page}"
     return f"`make ui`, then http://127.0.0.1:{os.environ.get('MLFLOW_PORT', '5000')}/{page}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from augflow.evaluation.verdict import verdict_line
+from augflow.evaluation.verdict import run_title, verdict_line
 from augflow.stages.evaluate import against_baselines, evaluate_report_md
 
 
@@ -40,3 +40,11 @@ def test_the_evaluate_report_opens_with_the_answer_and_lists_every_paired_gain()
     for arm in ("real", "smote", "classic"):
         assert f"| {arm} | " in text.split("Paired gain of the augmented set")[1]
     assert "rotation ±15°" in text
+
+
+def test_the_run_title_says_for_which_classifiers_it_helped():
+    """The MLflow runs table's first column answers the question before any click."""
+    level = dict(_entry(), verdict={"vs_real": "level", "vs_best_baseline": "level"})
+    title = run_title({"svm_rbf": _entry(), "logreg": level, "cnn": _entry()})
+    assert title == "pipeline | vs real: better svm_rbf, cnn; level logreg"
+    assert run_title({}) == "pipeline"

@@ -24,6 +24,18 @@ def verdict_line(clf: str, r: dict) -> str:
             f"({signed_ci(r['gain_vs'][best]['accuracy'])}).")
 
 
+def run_title(classifiers: dict[str, dict]) -> str:
+    """The pipeline run's name in MLflow: the runs table's first column then says which
+    classifiers the augmented set helped, e.g. "pipeline | vs real: better svm_rbf,
+    random_forest; level logreg". Always starts with "pipeline"."""
+    groups: dict[str, list[str]] = {"better": [], "level": [], "worse": []}
+    for clf, r in classifiers.items():
+        if "verdict" in r:
+            groups[r["verdict"]["vs_real"]].append(clf)
+    said = "; ".join(f"{k} {', '.join(v)}" for k, v in groups.items() if v)
+    return f"pipeline | vs real: {said}" if said else "pipeline"
+
+
 def verdict_bullets(classifiers: dict[str, dict]) -> list[str]:
     """A markdown bullet per classifier entry that carries a verdict (older files have none)."""
     return [f"- {verdict_line(clf, r)}" for clf, r in classifiers.items() if "verdict" in r]

@@ -16,7 +16,7 @@ import yaml
 from augflow.config import Config
 from augflow.data.augmented import mix_summary
 from augflow.errors import AugflowError
-from augflow.evaluation.verdict import HOW_TO_READ, verdict_bullets
+from augflow.evaluation.verdict import HOW_TO_READ, run_title, verdict_bullets
 from augflow.io import read_json, write_json
 from augflow.paths import STAGES as STAGE_NAMES
 from augflow.paths import Paths
@@ -325,7 +325,8 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
     if reused:
         parent_tags["reused_stages"] = f"{len(reused)} of {len(STAGES)}: " + ", ".join(reused)
     created = MlflowClient().create_run(exp_id, start_time=min(starts) if starts else None,
-                                        run_name="pipeline", tags=parent_tags)
+                                        run_name=run_title(evaluation["classifiers"]),
+                                        tags=parent_tags)
     with mlflow.start_run(run_id=created.info.run_id) as parent:
         # The runlog names the run in progress; the end of the run overwrites it.
         write_json(paths.tracking_state, {"run_id": parent.info.run_id, "experiment_id": exp_id,
