@@ -308,18 +308,6 @@ print("STATE", run.state.type.value if run.state else None, flush=True)
 """
 
 
-def _lock_is_free(path: Path) -> bool:
-    import fcntl
-
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        return True
-
-
 def test_the_prefect_server_killed_mid_stage_loses_nothing_and_the_next_run_recovers(
         pipeline_ws, tmp_path):
     """The fault catalogue's Prefect entry: the server dies (SIGKILL) while a served
@@ -329,7 +317,7 @@ def test_the_prefect_server_killed_mid_stage_loses_nothing_and_the_next_run_reco
     held, no temp file, and every stage DVC takes as done holds the bytes dvc.lock records.
     The next run picks up where it stopped and completes."""
     import flows.pipeline as fp
-    from test_reruns import _procs_in
+    from test_reruns import _lock_is_free, _procs_in
 
     ws = tmp_path / "ws"
     shutil.copytree(pipeline_ws, ws, symlinks=True)

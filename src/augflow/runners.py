@@ -59,8 +59,10 @@ def run_jobs(jobs: Sequence[Any], work: Callable[[Any], Any], runner: str = "loc
                 done = pool.map(work, jobs)
                 return list(track(done, progress, total=len(jobs)) if progress else done)
         return [work(j) for j in (track(jobs, progress) if progress else jobs)]
+    if runner == "dask" and address is not None:
+        return _on_cluster(list(jobs), work, address, what)
     if runner == "dask":
-        return _on_dask(list(jobs), work, workers, what, address)
+        return _on_dask(list(jobs), work, workers, what)
     raise ValueError(f"unknown runner {runner!r}")
 
 
@@ -97,16 +99,33 @@ def check_dask_cluster(address: str, key: str, timeout_s: float = 10.0) -> int:
     return len(has)
 
 
-def _on_dask(jobs: list[Any], work: Callable[[Any], Any], workers: int, what: str,
-             address: str | None = None) -> list[Any]:
+def _on_cluster(jobs: list[Any], work: Callable[[Any], Any], address: str,
+                what: str) -> list[Any]:
+    """The jobs on an existing cluster's workers, through a plain Dask client. Not through
+    Prefect's DaskTaskRunner: a Prefect task on a worker reports to a Prefect API, and a worker
+    on another machine has none to reach, so each worker process tried to start a server of its
+    own and timed out (seen with `dvc repro` and a `dask worker --nworkers 2`). The stage's
+    progress and errors come back here; the scheduler's dashboard shows the tasks."""
+    from distributed import Client
+
+    import uuid
+
+    batch = uuid.uuid4().hex[:8]   # two pipelines on one cluster never share a key
+    with Client(address, set_as_default=False) as client:
+        futures = client.map(work, jobs, key=[f"{what}-{getattr(j, 'name', i)}-{batch}"
+                                              for i, j in enumerate(jobs)], pure=False)
+        return client.gather(futures)
+
+
+def _on_dask(jobs: list[Any], work: Callable[[Any], Any], workers: int,
+             what: str) -> list[Any]:
     from prefect import flow, task
     from prefect_dask import DaskTaskRunner
 
     # task(name=...)(work) is what task(work, name=...) does; prefect's overloads type only this form
     job_task = task(name=what, task_run_name="{job.name}")(work)
-    runner = (DaskTaskRunner(address=address) if address is not None else
-              DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
-                                             "processes": True, "dashboard_address": None}))
+    runner = DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
+                                            "processes": True, "dashboard_address": None})
 
     # prefect-dask subclasses the bare TaskRunner (TaskRunner[PrefectConcurrentFuture]); the generic
     # is invariant, so flow's TaskRunner[PrefectFuture] hint refuses it though it runs as one
