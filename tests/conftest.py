@@ -193,7 +193,7 @@ _SLOW_MODULES = {"test_servers", "test_reruns", "test_failures", "test_bad_input
 # test` runs 2 xdist workers that steal work from each other (--dist worksteal): started first,
 # the long tests overlap each other and the short ones fill the gaps; started last, one worker
 # ran the tail alone for minutes. Unlisted modules (the fast ones) keep their order after these.
-_LONG_FIRST = ("test_servers", "test_own_data", "test_reruns", "test_pipeline_e2e",
+_LONG_FIRST = ("test_servers", "test_own_data", "test_reruns", "test_pipeline_e2e", "test_group",
                "test_bad_input", "test_filter_and_leakage", "test_failures", "test_runners")
 
 

@@ -106,6 +106,7 @@ def test_single_class_in_a_split_fails_validation(ws):
      "evaluate.classifiers.0"),
     ({"generate": {"n_per_clas": 3}}, "generate.n_per_clas: unknown key"),
     ({"vae": {"arch": "resnet"}}, "vae.arch: Input should be 'auto', 'mlp' or 'conv'"),
+    ({"vae": {"processes": 0}}, "vae.processes: Input should be greater than or equal to 1"),
     ({"extractor": {"arch": "vit"}}, "extractor.arch"),
     ({"generate": {"latent": "flow"}}, "generate.latent"),
     ({"evaluate": {"runner": "dask", "dask_address": "localhost:8786"}},

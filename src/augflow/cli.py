@@ -27,7 +27,7 @@ def _validate(cfg: Config, p: Paths) -> dict:
     return run_validate(cfg.data.min_rows_per_class, p)
 
 
-def _train(cfg: Config, p: Paths) -> dict:
+def _train(cfg: Config, p: Paths) -> dict | None:
     from augflow.stages.train import run_train
     return run_train(cfg.vae, cfg.seed, p, cfg.device, cfg.classic)
 
@@ -59,7 +59,7 @@ def _track(cfg: Config, p: Paths) -> dict:
 
 
 # Each stage's entry, in the order of augflow.paths.STAGES (a missing one fails at import).
-_ENTRIES: dict[str, Callable[[Config, Paths], dict]] = {
+_ENTRIES: dict[str, Callable[[Config, Paths], dict | None]] = {
     "prepare": _prepare, "validate": _validate, "train": _train, "generate": _generate,
     "filter": _filter, "augment": _augment, "evaluate": _evaluate, "track": _track,
 }
@@ -84,6 +84,8 @@ def run_stage(stage: str, params: str | Path = "params.yaml", root: str | Path =
     cfg = load_config(params)
     t0, started = time.perf_counter(), time.time()
     metrics = STAGES[stage](cfg, paths)
+    if metrics is None:   # a member of torchrun's group other than rank 0: rank 0 records
+        return {}
     if stage not in _OWN_METRICS:
         write_json(paths.metrics(stage), metrics)
     # wall-clock start and end too: the track stage gives each MLflow stage run its real span

@@ -148,6 +148,10 @@ class VAEConfig(_Strict):
     # validation (early stopping) scores at most this many rows, a fixed random subset; null:
     # all. Digits' 216 validation rows are all scored; at 70,000 images 8,400 were each epoch.
     val_rows: int | None = Field(4096, ge=1)
+    # the fit in this many processes of a torch.distributed group on this machine (gloo on the
+    # CPU, NCCL with one GPU each); each takes its share of every batch. torchrun starts groups
+    # that span machines (README, Beyond one machine)
+    processes: int = Field(1, ge=1, le=64)
 
 
 class GenerateConfig(_Strict):

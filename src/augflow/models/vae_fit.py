@@ -22,10 +22,12 @@ def make_cvae(cfg: VAEConfig, n_features: int, n_classes: int, image_shape=None)
 
 def train_cvae(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                n_classes: int, cfg: VAEConfig, seed: int, resume: dict | None = None,
-               on_state=None, image_shape=None, device: torch.device | None = None):
+               on_state=None, image_shape=None, device: torch.device | None = None,
+               rank: int = 0, world: int = 1):
     """Fit on rows already in model space ([0, 1]); on a NaN/inf loss retry with a lower
     learning rate. Returns the model (on `device`; None: the CPU), its FitResult and the
-    learning rate that worked."""
+    learning rate that worked. `rank`/`world`: this process's place in an initialised
+    torch.distributed group (augflow.models.group); every process returns the same model."""
     def loss_fn(m, xb, yb):
         parts = cvae_loss(m(xb, yb), xb, cfg.beta)
         return parts.total, {"recon": parts.recon.item(), "kl": parts.kl.item()}
@@ -43,7 +45,7 @@ def train_cvae(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarra
                                patience=cfg.patience, seed=seed, name="cvae",
                                state_every=cfg.resume_every, device=device,
                                epoch_rows=cfg.epoch_rows, max_steps=max_steps,
-                               val_rows=cfg.val_rows)
+                               val_rows=cfg.val_rows, rank=rank, world=world)
         return fit(holder["model"], loss_fn, (torch.from_numpy(x), torch.from_numpy(y)),
                    (torch.from_numpy(x_val), torch.from_numpy(y_val)), settings, state, emit)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io as _io
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,7 @@ from augflow.errors import AugflowError
 from augflow.io import write_bytes
 from augflow.models.latent import fit_class_latents
 from augflow.models.fitting import DivergedError
+from augflow.models.group import group_device, join_group, torchrun_group, train_cvae_processes
 from augflow.models.vae_fit import train_cvae
 from augflow.paths import Paths
 
@@ -63,12 +66,30 @@ def copies_for(copies: int, n_rows: int, epoch_rows: int | None) -> int:
     return min(copies, max(0, math.ceil(epoch_rows / n_rows) - 1))
 
 
+@dataclass(frozen=True)
+class _ResumeWriter:
+    """Writes the fit's resumable state; a plain object, not a closure, so it pickles into the
+    training processes of vae.processes > 1 (rank 0 calls it)."""
+    path: Path
+    fingerprint: str
+
+    def __call__(self, state: dict) -> None:
+        buf = _io.BytesIO()
+        torch.save({**state, "fingerprint": self.fingerprint}, buf)
+        write_bytes(self.path, buf.getvalue())
+
+
 def run_train(cfg: VAEConfig, seed: int, paths: Paths, device: str = "auto",
-              classic: ClassicConfig = ClassicConfig()) -> dict:
+              classic: ClassicConfig = ClassicConfig()) -> dict | None:
     """Fit the CVAE on the train rows (plus classic copies for images), early-stopped on
     validation, resuming an interrupted run of the same config and data; write the checkpoint
     (with the per-class latent fits) and the loss curve. `device`: params.yaml's, resolved
-    here; the checkpoint holds CPU tensors whichever device trained it."""
+    here; the checkpoint holds CPU tensors whichever device trained it.
+
+    vae.processes > 1: the fit runs in that many processes of a torch.distributed group
+    (augflow.models.group). Started by torchrun (`torchrun ... -m augflow.cli train`), this
+    process is one member of torchrun's group: every member fits, rank 0 alone writes, and the
+    other members return None (nothing to record)."""
     from augflow.plots import loss_curve_png   # matplotlib: only when the curve is drawn
 
     dev = resolve_device(device)
@@ -80,14 +101,28 @@ def run_train(cfg: VAEConfig, seed: int, paths: Paths, device: str = "auto",
     fingerprint = _fingerprint(cfg, seed, x, y, xv, yv)
     resume = _load_resume(paths.train_resume, fingerprint)
 
-    def save_state(state: dict) -> None:
-        buf = _io.BytesIO()
-        torch.save({**state, "fingerprint": fingerprint}, buf)
-        write_bytes(paths.train_resume, buf.getvalue())
-
+    save_state = _ResumeWriter(paths.train_resume, fingerprint)
+    group = torchrun_group()
     try:
-        model, result, lr = train_cvae(x, y, xv, yv, schema.n_classes, cfg, seed, resume,
-                                       save_state, schema.image_shape, dev)
+        if group is not None:
+            rank, world, local = group
+            gdev = group_device(dev, local)
+            join_group(rank, world, gdev)
+            try:
+                model, result, lr = train_cvae(x, y, xv, yv, schema.n_classes, cfg, seed,
+                                               resume, save_state if rank == 0 else None,
+                                               schema.image_shape, gdev, rank=rank, world=world)
+            finally:
+                torch.distributed.destroy_process_group()
+            if rank != 0:
+                return None
+        elif cfg.processes > 1:
+            model, result, lr = train_cvae_processes(x, y, xv, yv, schema.n_classes, cfg, seed,
+                                                     cfg.processes, resume, save_state,
+                                                     schema.image_shape, dev)
+        else:
+            model, result, lr = train_cvae(x, y, xv, yv, schema.n_classes, cfg, seed, resume,
+                                           save_state, schema.image_shape, dev)
     except DivergedError as err:
         raise AugflowError(f"{err}; gave up after {cfg.divergence_retries} retries with a "
                            f"lower learning rate", field="vae.lr", rule="finite loss") from None
@@ -103,6 +138,7 @@ def run_train(cfg: VAEConfig, seed: int, paths: Paths, device: str = "auto",
             "train_copies": copies if schema.image_shape else 0, "steps": result.steps,
             "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run, "lr_used": lr, "resumed": resume is not None,
+            "processes": cfg.processes if group is None else group[1],
             "best_val_loss": result.best_val_loss,
             "final_val_recon": result.history[result.best_epoch - 1]["val_recon"],
             "final_val_kl": result.history[result.best_epoch - 1]["val_kl"]}
