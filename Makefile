@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 PREFECT_PORT ?= 4200
 MLFLOW_PORT ?= 5000
 
-.PHONY: install run test test-fast coverage lint ui serve lock
+.PHONY: install run test test-fast coverage lint ui serve tracking-server lock
 
 install: $(VENV)/.installed
 
@@ -52,9 +52,22 @@ ui: install  ## the MLflow UI over the local store, on http://127.0.0.1:5000
 	$(PY) -m augflow.cli relocate-mlflow   # a moved checkout's store points at its own artifacts
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)
 
+# A shared MLflow tracking server for a team: its store is MLFLOW_DB (SQLite beside the checkout
+# by default; a PostgreSQL URL for a shared one, e.g.
+# MLFLOW_DB=postgresql://augflow:PW@db-host:5432/mlflow make tracking-server), its artifacts
+# MLFLOW_ARTIFACTS (a directory or s3://...). Pipelines use it with tracking.uri: http://HOST:PORT.
+MLFLOW_HOST ?= 127.0.0.1
+MLFLOW_DB ?= sqlite:///mlflow/server.db
+MLFLOW_ARTIFACTS ?= mlflow/server-artifacts
+tracking-server: install
+	$(VENV)/bin/mlflow server --backend-store-uri $(MLFLOW_DB) \
+	  --artifacts-destination $(MLFLOW_ARTIFACTS) --host $(MLFLOW_HOST) --port $(MLFLOW_PORT)
+
 # A local Prefect server (UI + scheduler) on 127.0.0.1, and the deployment served against it:
 # nightly at 02:00 UTC by default; CRON="*/30 * * * *" make serve to change it. The UI is told
 # its own API's URL, so `make serve PREFECT_PORT=4255` shows that server, not one on 4200.
+# Its database is SQLite under PREFECT_HOME unless PREFECT_SERVER_DATABASE_CONNECTION_URL says
+# otherwise (Prefect's own setting, passed through), e.g. postgresql+asyncpg://augflow:PW@db-host/prefect
 CRON ?= 0 2 * * *
 serve: install
 	PREFECT_SERVER_UI_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api \

@@ -204,3 +204,50 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
     rank = {name: i for i, name in enumerate(_LONG_FIRST)}
     items.sort(key=lambda it: rank.get(it.module.__name__, len(rank)))   # stable: order kept within
+
+
+# ---- a real PostgreSQL server (the shared servers' database; issue 31) ----
+
+def _pg_binary(name: str) -> str:
+    """A PostgreSQL server binary: on PATH, or where Debian's `postgresql` puts it."""
+    import glob
+
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                                                   reverse=True)), None)
+    if found is None:   # not a skip: .ci/run installs it, and a missing server must show
+        pytest.fail(f"PostgreSQL's {name} is not installed (Debian: apt-get install postgresql)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server of this test process, on a loopback port, in a fresh data directory
+    with trust authentication for user `augflow`; yields `make_db(name) -> URL tail`
+    ("augflow@127.0.0.1:PORT/name"), each call a new database. initdb refuses to run as root,
+    so as root the server runs as the `postgres` user Debian's package creates; its directory
+    is under /tmp, not pytest's base temp (mode 0700, closed to that user)."""
+    import tempfile
+
+    initdb, pg_ctl, createdb = (_pg_binary(n) for n in ("initdb", "pg_ctl", "createdb"))
+    root = Path(tempfile.mkdtemp(prefix="augflow-pg-"))
+    as_server = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_server:
+        shutil.chown(root, "postgres")
+    data, port = root / "data", free_port()
+    run = lambda *cmd: subprocess.run([*as_server, *cmd], check=True, capture_output=True,
+                                      text=True, timeout=120)
+    run(initdb, "-D", str(data), "-U", "augflow", "-A", "trust", "--no-sync")
+    run(pg_ctl, "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60", "-o",
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+
+    def make_db(name: str) -> str:
+        subprocess.run([createdb, "-h", "127.0.0.1", "-p", str(port), "-U", "augflow", name],
+                       check=True, capture_output=True, text=True, timeout=60)
+        return f"augflow@127.0.0.1:{port}/{name}"
+
+    try:
+        yield make_db
+    finally:
+        subprocess.run([*as_server, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)

@@ -13,6 +13,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
 from augflow.paths import STAGES
@@ -76,6 +77,15 @@ def test_mlflow_server_serves_the_run_its_children_and_artifacts(pipeline_ws):
         _stop(proc)
 
 
+def _pg_rows(url: str, query: str) -> list[tuple]:
+    """A query's rows from the test's PostgreSQL database (url: user@host:port/name)."""
+    import psycopg2
+
+    with psycopg2.connect(f"postgresql://{url}") as conn, conn.cursor() as cur:
+        cur.execute(query)
+        return [tuple(r) for r in cur.fetchall()]
+
+
 def _search_runs(base: str, exp_id: str) -> list[dict]:
     req = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", method="POST",
                                  data=json.dumps({"experiment_ids": [exp_id],
@@ -85,14 +95,18 @@ def _search_runs(base: str, exp_id: str) -> list[dict]:
         return json.loads(r.read()).get("runs", [])
 
 
-def test_two_workspaces_track_to_one_mlflow_server_at_once(pipeline_ws, tmp_path):
+def test_two_workspaces_track_to_one_mlflow_server_on_postgresql_at_once(pipeline_ws, tmp_path,
+                                                                         postgres):
     """Two pipelines (two workspaces, same outputs) run their `track` step at the same moment
-    against one `mlflow server`: both create-or-find the experiment, both parents finish with
-    all seven children, nothing is left RUNNING, and one model version holds their one VAE."""
+    against one `mlflow server` whose store is a real PostgreSQL database (the shared server a
+    team runs; SQLite is the embedded default, tested above): both create-or-find the
+    experiment, both parents finish with all seven children, nothing is left RUNNING, and one
+    model version holds their one VAE."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    db = postgres("mlflow")
     server = _start([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-                     f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
+                     f"postgresql://{db}", "--artifacts-destination",
                      str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port",
                      str(port), "--workers", "2"], stage_env(), tmp_path,
                     log=tmp_path / "server.log")
@@ -136,18 +150,22 @@ def test_two_workspaces_track_to_one_mlflow_server_at_once(pipeline_ws, tmp_path
         named = [{t["key"]: t["value"] for t in p["data"]["tags"]}["model_version"]
                  for p in parents]
         assert named == [all_versions[0]["version"]] * 2
+        # and the server keeps them in PostgreSQL: 2 parents + 14 children
+        assert _pg_rows(db, "SELECT count(*) FROM runs WHERE status = 'FINISHED'") == [(16,)]
     finally:
         _stop(server)
 
 
-def test_prefect_scheduler_creates_and_completes_a_run_of_the_served_deployment(pipeline_ws,
-                                                                               tmp_path):
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_prefect_scheduler_creates_and_completes_a_run_of_the_served_deployment(
+        pipeline_ws, tmp_path, database, request):
     """A real `prefect server start` on loopback and the deployment served with an every-minute
     cron: the server's scheduler (no manual trigger) creates a run, the served runner executes
     it on a copy of a finished workspace (DVC skips every stage: what is tested is the
     scheduling and the run, the stages' work is tested end to end elsewhere), and it completes.
     This is what broke with SQLAlchemy 2.1 (the scheduler logged "Can't evaluate bulk DML
-    statement" and created nothing)."""
+    statement" and created nothing). On SQLite (make serve's default) and on a real PostgreSQL
+    (PREFECT_SERVER_DATABASE_CONNECTION_URL, the shared server's database)."""
     ws = tmp_path / "ws"
     shutil.copytree(pipeline_ws, ws, symlinks=True)
     # one output gone: the run must rebuild it (validate), so it provably ran in this workspace
@@ -160,6 +178,9 @@ def test_prefect_scheduler_creates_and_completes_a_run_of_the_served_deployment(
                 # the scheduler service looks for deployments to schedule every 60 s by
                 # default; every 10 s here, so the test waits for the cron minute, not the loop
                 "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "10"})
+    if database == "postgresql":
+        url = request.getfixturevalue("postgres")("prefect")
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"postgresql+asyncpg://{url}"
     server = _start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                      "--port", str(port)], env, tmp_path)
     runner = None
@@ -198,6 +219,10 @@ with get_client(sync_client=True) as c:
         assert "CONCURRENCY 1 CANCEL_NEW" in out.stdout, out.stdout + out.stderr
         assert "RUN auto_scheduled True STATE COMPLETED" in out.stdout, out.stdout + out.stderr
         assert (ws / VALIDATION).is_file()
+        if database == "postgresql":   # the run is in PostgreSQL, not in a SQLite file
+            done = _pg_rows(url, "SELECT count(*) FROM flow_run WHERE state_type = 'COMPLETED'")
+            assert done[0][0] >= 1
+            assert not list((tmp_path / "prefect_home").glob("*.db"))
     finally:
         if runner is not None:
             _stop(runner)
