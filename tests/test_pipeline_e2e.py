@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 import shutil
 import time
 
@@ -206,7 +207,10 @@ def test_a_moved_checkout_keeps_its_mlflow_artifacts_and_reused_stages_keep_no_o
 
     first = tmp_path / "first"
     shutil.copytree(pipeline_ws, first, symlinks=True)
-    assert augflow(first, "relocate-mlflow").stdout.startswith("MLflow artifacts: moved from")
+    said = augflow(first, "relocate-mlflow").stdout
+    assert said.startswith("MLflow artifacts: moved from"), said
+    built = urllib.parse.unquote(urllib.parse.urlparse(said.split()[-1]).path)
+    built = built.removesuffix("/mlflow/artifacts")       # where the workspace was built
     moved = tmp_path / "moved"
     first.rename(moved)
     mlflow.set_tracking_uri(f"sqlite:///{moved / 'mlflow/mlflow.db'}")
@@ -218,6 +222,21 @@ def test_a_moved_checkout_keeps_its_mlflow_artifacts_and_reused_stages_keep_no_o
     proc = augflow(moved, "relocate-mlflow")
     assert proc.returncode == 0 and str(first) in proc.stdout, proc.stdout + proc.stderr
     assert augflow(moved, "relocate-mlflow").stdout.strip() == "MLflow artifacts: in place"
+    # no stored path names the old checkout: artifacts, the Default experiment, the datasets'
+    # sources, source files (a LIKE over every column of every table of MLflow's store)
+    import sqlite3
+    con = sqlite3.connect(moved / "mlflow/mlflow.db")
+    left = []
+    for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        for col in [c[1] for c in con.execute(f"PRAGMA table_info({table})").fetchall()]:
+            hits = con.execute(f"SELECT count(*) FROM {table} WHERE CAST({col} AS TEXT) LIKE ? "
+                               f"OR CAST({col} AS TEXT) LIKE ?",
+                               (f"%{first}/%", f"%{built}/%")).fetchone()[0]
+            left += [f"{table}.{col}: {hits}"] if hits else []
+    assert left == [], left
+    sources = [r[0] for r in con.execute("SELECT dataset_source FROM datasets").fetchall()]
+    assert sources and all(f'"{moved}/data/' in s for s in sources), sources
+    con.close()
     png = client.download_artifacts(parent.info.run_id, "figures/loss_curve.png", str(tmp_path))
     assert open(png, "rb").read(4) == b"\x89PNG"
     model = mlflow.pytorch.load_model("models:/augflow-cvae/1")

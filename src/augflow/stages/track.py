@@ -149,10 +149,43 @@ _ARTIFACT_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_ur
                      ("model_versions", "storage_location"))
 
 
+# Where it keeps plain paths of the checkout: the Default experiment's artifact root (MLflow
+# makes it from the working directory, as a path, not a URI), the local datasets logged as run
+# inputs (a JSON {"uri": "/path"}), and the source file of a logged model or a run.
+_PATH_COLUMNS = (("experiments", "artifact_location", None), ("runs", "artifact_uri", None),
+                 ("logged_models", "artifact_location", None),
+                 ("model_versions", "storage_location", None),
+                 ("logged_model_tags", "tag_value", "mlflow.source.name"),
+                 ("tags", "value", "mlflow.source.name"))
+
+
+def _uri_path(uri: str) -> str:
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(uri).path)
+
+
+def _relocate_plain_paths(con, old: str, new: str) -> None:
+    """Rewrite plain paths under the old checkout `old` to `new`: a value that is the old root or
+    starts with it and a slash (never a sibling like /old-2), and inside the datasets' JSON."""
+    if old == new:
+        return
+    for table, col, key in _PATH_COLUMNS:
+        only = " AND key = ?" if table == "tags" else " AND tag_key = ?" if key else ""
+        con.execute(f"UPDATE {table} SET {col} = ? || substr({col}, ?) "
+                    f"WHERE (substr({col}, 1, ?) = ? OR {col} = ?){only}",
+                    (new, len(old) + 1, len(old) + 1, old + "/", old, *([key] if key else [])))
+    con.execute("UPDATE datasets SET dataset_source = replace(dataset_source, ?, ?) "
+                "WHERE instr(dataset_source, ?) > 0",
+                (f'"{old}/', f'"{new}/', f'"{old}/'))
+
+
 def relocate_local_store(cfg: Config, root: Path) -> str | None:
     """If the workspace's local MLflow store (sqlite) records artifacts under another checkout's
-    path, point them at this checkout's `tracking.artifact_dir`. Returns the old location when it
-    rewrote anything. A server store (http) or a store outside the workspace is left alone."""
+    path, point them at this checkout's `tracking.artifact_dir`, and every other stored path of
+    that checkout (the Default experiment, dataset sources, source files) at this one. Returns
+    the old location when it rewrote anything. A server store (http) or a store outside the
+    workspace is left alone."""
     import sqlite3
 
     uri = cfg.tracking.uri
@@ -177,6 +210,7 @@ def relocate_local_store(cfg: Config, root: Path) -> str | None:
                     con.execute(f"UPDATE {table} SET {col} = ? || substr({col}, ?) "
                                 f"WHERE substr({col}, 1, ?) = ?",
                                 (new, len(old) + 1, len(old), old))
+                _relocate_plain_paths(con, _uri_path(old[:-len(suffix)]), str(root.resolve()))
     finally:
         con.close()
     return sorted(olds)[0] if olds else None
