@@ -287,6 +287,27 @@ def summary_markdown(results: list[dict], tracking: dict | None = None,
     return "\n".join(lines) + "\n"
 
 
+def answer_text(root: Path, tracking_uri: str = "") -> str:
+    """What the terminal shows when a run ends: the verdict per classifier, the promotion and
+    where to look in MLflow (the run summary's lines, without the markdown)."""
+    ev_path = root / "metrics/evaluate.json"
+    if not ev_path.is_file():
+        return ""
+    ev = json.loads(ev_path.read_text())
+    lines = ["Did augmentation help? (test accuracy of the augmented set, paired gains with "
+             "95% CIs)"]
+    lines += [b.replace("**", "") for b in verdict_bullets(ev["classifiers"])]
+    promo = ev["promotion"]
+    lines.append(f"Promotion: {'promoted to champion' if promo['promote'] else 'not promoted'}: "
+                 f"{promo['reason']}")
+    runlog = root / "data/runlog/tracking.json"
+    if runlog.is_file():
+        t = json.loads(runlog.read_text())
+        link = mlflow_run_link(tracking_uri, t.get("experiment_id"), t.get("run_id"))
+        lines.append(f"MLflow: {link.replace('`', '')}")
+    return "\n".join(lines)
+
+
 @flow(name="augflow-pipeline", log_prints=True)
 def augflow_pipeline(root: str = ".", force: bool = False, wait_for_lock_s: float = 0.0) -> list[dict]:
     """Run every stage of dvc.yaml in order; a failing stage stops the run."""
@@ -357,6 +378,10 @@ def main() -> None:
     except (StageInputError, StageCrashed, WorkspaceBusy, ParamsChanged) as err:
         print(f"augflow pipeline failed: {err}", file=sys.stderr)
         sys.exit(2)
+    from augflow.config import load_config
+
+    root = Path(args.root).resolve()
+    print("\n" + answer_text(root, load_config(root / "params.yaml").tracking.uri))
 
 
 if __name__ == "__main__":

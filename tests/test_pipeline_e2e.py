@@ -317,3 +317,20 @@ def test_prefect_recorded_the_run_and_its_report_artifacts(pipeline_ws):
     assert "Filter: kept " in by_key["augflow-run-summary"].data
     assert "FID of the kept rows vs train" in by_key["augflow-run-summary"].data
     assert all(a.description for a in arts), [a.key for a in arts if not a.description]
+
+
+def test_the_run_ends_with_the_answer_in_the_terminal(pipeline_ws):
+    """What `make run` prints last: a verdict line per classifier, the promotion, the MLflow link."""
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from flows.pipeline import answer_text
+
+    lines = answer_text(pipeline_ws, "sqlite:///mlflow/mlflow.db").splitlines()
+    ev = json.loads((pipeline_ws / "metrics/evaluate.json").read_text())
+    assert lines[0].startswith("Did augmentation help?")
+    assert [ln.split(":")[0] for ln in lines[1:-2]] == [f"- {c}" for c in ev["classifiers"]]
+    assert all(" real (" in ln and "best baseline" in ln and "**" not in ln for ln in lines[1:-2])
+    assert lines[-2].startswith(("Promotion: not promoted: ", "Promotion: promoted to champion: "))
+    run_id = json.loads((pipeline_ws / "data/runlog/tracking.json").read_text())["run_id"]
+    assert lines[-1].startswith("MLflow: make ui, then http://127.0.0.1:") and run_id in lines[-1]
