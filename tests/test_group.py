@@ -9,7 +9,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -20,16 +19,14 @@ from augflow.models.cvae import CVAE, cvae_loss
 from augflow.models.fitting import DivergedError, FitSettings, fit
 from augflow.models.group import join_group, train_cvae_processes
 from augflow.models.vae_fit import train_cvae
+from test_training import _data as _rows
 from workspace import dvc
 
 CFG = VAEConfig(hidden_dims=(32,), latent_dim=4, max_epochs=30, patience=5, resume_every=10)
 
 
-def _data(n=400, d=16, k=3, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, k, n).astype(np.int64)
-    x = np.clip(rng.normal(0.3 + 0.2 * y[:, None], 0.1, size=(n, d)), 0, 1).astype(np.float32)
-    return x, y
+def _data(n=400):
+    return _rows(n)
 
 
 def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
