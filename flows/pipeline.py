@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed
 
 from augflow.data.augmented import mix_summary
-from augflow.evaluation.verdict import HOW_TO_READ, verdict_bullets
+from augflow.evaluation.verdict import HOW_TO_READ, short_answer, verdict_bullets
 from augflow.paths import STAGES  # one list; a test holds it to dvc.yaml
 
 
@@ -255,9 +256,28 @@ def mlflow_run_link(tracking_uri: str, experiment_id, run_id) -> str:
 def summary_markdown(results: list[dict], tracking: dict | None = None,
                      tracking_uri: str = "") -> str:
     """The run's summary artifact; `tracking`: data/runlog/tracking.json, linking the MLflow run
-    at `tracking_uri` (params.yaml's tracking.uri)."""
-    lines = ["# augflow pipeline run", "", "| stage | status |", "| --- | --- |"]
-    lines += [f"| {r['stage']} | {'up to date' if r['skipped'] else 'ran'} |" for r in results]
+    at `tracking_uri` (params.yaml's tracking.uri). The answer first (a verdict per classifier,
+    the promotion, where the run is in MLflow), then the numbers, then what each stage did: the
+    page opens on what a reviewer came for."""
+    lines = ["# augflow pipeline run"]
+    ev = next((r["metrics"] for r in results if r["stage"] == "evaluate"), {})
+    if ev.get("classifiers"):
+        verdict = "promoted to champion" if ev["promotion"]["promote"] else "not promoted"
+        lines += ["", "## Did augmentation help?", ""]
+        lines += verdict_bullets(ev["classifiers"])
+        lines += ["", f"Promotion: **{verdict}**: {ev['promotion']['reason']}"]
+    if tracking:
+        link = mlflow_run_link(tracking_uri, tracking.get("experiment_id"), tracking.get("run_id"))
+        lines += ["", f"MLflow: experiment {tracking.get('experiment_id')}, run "
+                      f"`{tracking.get('run_id')}` ({link})"]
+    if ev.get("classifiers"):
+        lines += ["", HOW_TO_READ, "", "| classifier | real acc | augmented acc | gain [95% CI] |",
+                  "| --- | --- | --- | --- |"]
+        for clf, r in ev["classifiers"].items():
+            g = r["gain"]["accuracy"]
+            lines.append(f"| {clf} | {r['arms']['real']['accuracy']['mean']:.4f} | "
+                         f"{r['arms']['augmented']['accuracy']['mean']:.4f} | "
+                         f"{g['mean']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] |")
     flt = next((r["metrics"] for r in results if r["stage"] == "filter"), {})
     if "kept_fraction" in flt:
         fid = flt.get("fidelity", {}).get("kept_vs_train", {}).get("fid")
@@ -267,23 +287,9 @@ def summary_markdown(results: list[dict], tracking: dict | None = None,
     mix = next((r["metrics"].get("mix") for r in results if r["stage"] == "augment"), None)
     if mix:
         lines += ["", f"Mix: {mix_summary(mix)}."]
-    ev = next((r["metrics"] for r in results if r["stage"] == "evaluate"), {})
-    if ev.get("classifiers"):
-        lines += ["", "| classifier | real acc | augmented acc | gain [95% CI] |",
-                  "| --- | --- | --- | --- |"]
-        for clf, r in ev["classifiers"].items():
-            g = r["gain"]["accuracy"]
-            lines.append(f"| {clf} | {r['arms']['real']['accuracy']['mean']:.4f} | "
-                         f"{r['arms']['augmented']['accuracy']['mean']:.4f} | "
-                         f"{g['mean']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] |")
-        lines += ["", "Did augmentation help?", ""]
-        lines += verdict_bullets(ev["classifiers"])
-        verdict = "promoted to champion" if ev["promotion"]["promote"] else "not promoted"
-        lines += ["", HOW_TO_READ, "", f"Promotion: **{verdict}**: {ev['promotion']['reason']}"]
-    if tracking:
-        link = mlflow_run_link(tracking_uri, tracking.get("experiment_id"), tracking.get("run_id"))
-        lines += ["", f"MLflow: experiment {tracking.get('experiment_id')}, run "
-                      f"`{tracking.get('run_id')}` ({link})"]
+    lines += ["", "## Stages", "", "| stage | status |", "| --- | --- |"]
+    lines += [f"| {r['stage']} | {'up to date (skipped)' if r['skipped'] else 'ran'} |"
+              for r in results]
     return "\n".join(lines) + "\n"
 
 
@@ -309,8 +315,9 @@ def answer_text(root: Path, tracking_uri: str = "") -> str:
 
 
 @flow(name="augflow-pipeline", log_prints=True)
-def augflow_pipeline(root: str = ".", force: bool = False, wait_for_lock_s: float = 0.0) -> list[dict]:
-    """Run every stage of dvc.yaml in order; a failing stage stops the run."""
+def augflow_pipeline(root: str = ".", force: bool = False, wait_for_lock_s: float = 0.0) -> Any:
+    """Run every stage of dvc.yaml in order; a failing stage stops the run. Returns each stage's
+    result (as the final state's data: called as a function, the list)."""
     root = str(Path(root).resolve())
     with workspace_lock(Path(root), wait_for_lock_s), dvc_repo_lock(Path(root)):
         results: list[dict] = []
@@ -363,6 +370,12 @@ def augflow_pipeline(root: str = ".", force: bool = False, wait_for_lock_s: floa
         create_table_artifact([{"criterion": k, "rejected": v} for k, v in filt["rejected"].items()],
                               key="augflow-filter-rejections",
                               description="synthetic samples rejected, by first failing criterion")
+    # the run's final state carries the answer, so the flow-run page says it beside "Completed"
+    ev = next((r["metrics"] for r in results if r["stage"] == "evaluate"), {})
+    said = short_answer(ev.get("classifiers", {}))
+    if said:
+        promoted = "promoted" if ev["promotion"]["promote"] else "not promoted"
+        return Completed(message=f"{said}; {promoted}", data=results)
     return results
 
 

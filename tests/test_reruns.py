@@ -166,7 +166,7 @@ def _pipeline_run_statuses(db) -> list[str]:
 
     con = sqlite3.connect(db)
     try:
-        return [r[0] for r in con.execute("SELECT status FROM runs WHERE name LIKE 'pipeline%'")]
+        return [r[0] for r in con.execute("SELECT status FROM runs WHERE name LIKE '%pipeline'")]
     finally:
         con.close()
 
@@ -176,7 +176,7 @@ def _finished_pipeline_runs(db) -> int:
 
     con = sqlite3.connect(db)
     try:
-        return con.execute("SELECT COUNT(*) FROM runs WHERE name LIKE 'pipeline%' AND "
+        return con.execute("SELECT COUNT(*) FROM runs WHERE name LIKE '%pipeline' AND "
                            "status = 'FINISHED'").fetchone()[0]
     finally:
         con.close()

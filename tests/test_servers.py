@@ -61,7 +61,7 @@ def test_mlflow_server_serves_the_run_its_children_and_artifacts(pipeline_ws):
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as r:
             runs = json.loads(r.read())["runs"]
-        parent = next(r for r in runs if r["info"]["run_name"].startswith("pipeline"))
+        parent = next(r for r in runs if r["info"]["run_name"].endswith("pipeline"))
         pid = parent["info"]["run_id"]
         children = [r for r in runs if any(t["key"] == "mlflow.parentRunId" and t["value"] == pid
                                            for t in r["data"].get("tags", []))]
@@ -129,7 +129,7 @@ def test_two_workspaces_track_to_one_mlflow_server_on_postgresql_at_once(pipelin
         exp = _get(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=augflow")
         runs = _search_runs(base, exp["experiment"]["experiment_id"])
         assert [r["info"]["run_name"] for r in runs if r["info"]["status"] != "FINISHED"] == []
-        parents = [r for r in runs if r["info"]["run_name"].startswith("pipeline")]
+        parents = [r for r in runs if r["info"]["run_name"].endswith("pipeline")]
         assert len(parents) == 2
         for parent in parents:
             pid = parent["info"]["run_id"]
@@ -311,7 +311,7 @@ def test_an_unreachable_tracking_server_stops_track_in_one_line_and_a_rerun_reco
         assert proc.returncode == 0, proc.stderr[-2000:]
         exp = _get(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=augflow")
         runs = _search_runs(base, exp["experiment"]["experiment_id"])
-        assert [r["info"]["run_name"].startswith("pipeline") for r in runs].count(True) == 1
+        assert [r["info"]["run_name"].endswith("pipeline") for r in runs].count(True) == 1
         assert len(runs) == 1 + len(STAGES) - 1      # the parent and a child per stage
     finally:
         _stop(server)

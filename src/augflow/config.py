@@ -300,7 +300,9 @@ class EvaluateConfig(_Strict):
                                             "smote", "classic")
     n_seeds: int = Field(5, ge=1, le=100)
     n_bootstrap: int = Field(1000, ge=100)
-    promote_classifier: str = "logreg"
+    # majority: promoted when the gain clears promote_min_gain for more than half of the
+    # classifiers; or one classifier's name: promoted on that one alone
+    promote_classifier: str = "majority"
     promote_min_gain: float = Field(0.0, ge=-1, le=1)
     runner: Literal["local", "dask"] = "local"   # dask: fits on a Dask cluster (prefect-dask)
     dask_workers: int = Field(2, ge=1, le=64)   # the local cluster's processes (no address)
@@ -323,9 +325,9 @@ class EvaluateConfig(_Strict):
 
     @model_validator(mode="after")
     def _known_promotion_classifier(self) -> EvaluateConfig:
-        if self.promote_classifier not in self.classifiers:
-            raise ValueError(f"promote_classifier {self.promote_classifier!r} is not one of "
-                             f"classifiers {list(self.classifiers)}")
+        if self.promote_classifier != "majority" and self.promote_classifier not in self.classifiers:
+            raise ValueError(f"promote_classifier {self.promote_classifier!r} is neither "
+                             f"'majority' nor one of classifiers {list(self.classifiers)}")
         if "real" not in self.arms or "augmented" not in self.arms:
             raise ValueError("arms must include 'real' and 'augmented' (the gain compares them)")
         _address_needs_dask(self.runner, self.dask_address, "evaluate")

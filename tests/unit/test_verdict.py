@@ -46,5 +46,31 @@ def test_the_run_title_says_for_which_classifiers_it_helped():
     """The MLflow runs table's first column answers the question before any click."""
     level = dict(_entry(), verdict={"vs_real": "level", "vs_best_baseline": "level"})
     title = run_title({"svm_rbf": _entry(), "logreg": level, "cnn": _entry()})
-    assert title == "pipeline | vs real: better svm_rbf, cnn; level logreg"
+    assert title == "2/3 better than real, 0/3 better than the best baseline | pipeline"
+    worse = dict(_entry(), verdict={"vs_real": "worse", "vs_best_baseline": "worse"})
+    assert run_title({"logreg": worse, "cnn": _entry()}) == (
+        "1/2 better than real (1 worse), 0/2 better than the best baseline (1 worse) | pipeline")
     assert run_title({}) == "pipeline"
+
+
+def test_promotion_follows_most_classifiers_or_the_one_named():
+    from augflow.config import EvaluateConfig
+    from augflow.stages.evaluate import promotion_decision
+
+    def gain(lo):
+        return {"gain": {"accuracy": _s(lo + 0.02, lo, lo + 0.04)}}
+
+    result = {"classifiers": {"logreg": gain(-0.01), "svm_rbf": gain(0.03),
+                              "random_forest": gain(0.02)}}
+    most = promotion_decision(result, EvaluateConfig())           # the default: majority
+    assert most["promote"] and most["cleared"] == ["svm_rbf", "random_forest"]
+    assert "for 2 of 3 classifiers (more than half)" in most["reason"]
+    one = promotion_decision(result, EvaluateConfig(promote_classifier="logreg"))
+    assert not one["promote"] and one["reason"].startswith("accuracy gain of logreg: +0.0100")
+    result["classifiers"]["svm_rbf"] = gain(-0.02)               # 1 of 3: not a majority
+    assert not promotion_decision(result, EvaluateConfig())["promote"]
+    two = {"classifiers": {"logreg": gain(0.01), "random_forest": gain(-0.01)}}
+    assert not promotion_decision(two, EvaluateConfig(classifiers=("logreg", "random_forest")))[
+        "promote"]                                                # half is not more than half
+    assert not promotion_decision(result | {"classifiers": {"svm_rbf": gain(0.03)}},
+                                  EvaluateConfig(), added_weight=0.0)["promote"]

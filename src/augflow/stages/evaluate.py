@@ -146,18 +146,28 @@ def against_baselines(arms: dict[str, dict], gain_vs: dict[str, dict]) -> dict:
 
 
 def promotion_decision(result: dict, cfg: EvaluateConfig, added_weight: float = 1.0) -> dict:
-    """Promote when the gain's CI clears the threshold and the augment stage gave the added
-    rows weight (a zero weight means no amount helped on validation: nothing to promote)."""
-    gain = result["classifiers"][cfg.promote_classifier]["gain"]["accuracy"]
-    clears = gain["ci_low"] > cfg.promote_min_gain
+    """Promote when the gain's CI lower bound clears the threshold (for one classifier, or for
+    more than half of them with promote_classifier: majority) and the augment stage gave the
+    added rows weight (a zero weight means no amount helped on validation: nothing to promote)."""
+    names = (list(result["classifiers"]) if cfg.promote_classifier == "majority"
+             else [cfg.promote_classifier])
+    gains = {c: result["classifiers"][c]["gain"]["accuracy"] for c in names}
+    cleared = [c for c, g in gains.items() if g["ci_low"] > cfg.promote_min_gain]
+    clears = 2 * len(cleared) > len(names)
     ok = clears and added_weight > 0
-    why = (f"accuracy gain of {cfg.promote_classifier}: {gain['mean']:+.4f} "
-           f"(95% CI {gain['ci_low']:+.4f} to {gain['ci_high']:+.4f}); the CI's lower bound "
-           f"{'clears' if clears else 'does not clear'} the threshold {cfg.promote_min_gain:+.4f}")
+    each = "; ".join(f"{c}: {g['mean']:+.4f} (95% CI {g['ci_low']:+.4f} to {g['ci_high']:+.4f})"
+                     for c, g in gains.items())
+    if cfg.promote_classifier == "majority":
+        why = (f"the accuracy gain's CI lower bound clears the threshold "
+               f"{cfg.promote_min_gain:+.4f} for {len(cleared)} of {len(names)} classifiers "
+               f"({'more' if clears else 'not more'} than half): {each}")
+    else:
+        why = (f"accuracy gain of {each}; the CI's lower bound "
+               f"{'clears' if clears else 'does not clear'} the threshold {cfg.promote_min_gain:+.4f}")
     if added_weight <= 0:
         why += "; no amount of added data helped on validation (added rows weigh 0)"
     return {"promote": bool(ok), "classifier": cfg.promote_classifier, "metric": "accuracy",
-            "threshold": cfg.promote_min_gain, "reason": why}
+            "threshold": cfg.promote_min_gain, "cleared": cleared, "reason": why}
 
 
 def _panel_notes(result: dict) -> dict[str, str]:
