@@ -121,7 +121,7 @@ def arms_png(table: pd.DataFrame, metric: str, notes: dict[str, str] | None = No
     `notes`: a line per classifier for its panel title (the gain over real, say)."""
     clfs = list(dict.fromkeys(table["classifier"]))
     # one row per classifier, one shared accuracy axis: panels compare at a glance
-    fig, axes = plt.subplots(len(clfs), 1, figsize=(7.0, 1.9 * len(clfs) + 1.1), squeeze=False,
+    fig, axes = plt.subplots(len(clfs), 1, figsize=(7.0, 2.2 * len(clfs) + 1.4), squeeze=False,
                              sharex=True, sharey=True)
     for ax, clf in zip(axes[:, 0], clfs):
         t = table[table["classifier"] == clf].reset_index(drop=True)
@@ -141,8 +141,11 @@ def arms_png(table: pd.DataFrame, metric: str, notes: dict[str, str] | None = No
         ax.set_title((notes or {}).get(clf, clf), fontsize=8, loc="left")
         ax.grid(axis="y", alpha=0.3)
     axes[-1, 0].set_xlabel("arm (the rows the classifier was trained on)", fontsize=8)
-    fig.suptitle(f"Test {metric} per arm: points are means over seeds, bars 95% bootstrap CIs;"
-                 "\ndashed line: real rows alone", fontsize=9)
+    # the bars are each arm's own CI and overlap even where the paired gain (same seeds, same
+    # test rows) clears zero: the figure says which one decides
+    fig.suptitle(f"Test {metric} per arm: means over seeds, bars each arm's 95% bootstrap CI, "
+                 "dashed line: real rows alone.\nThe verdict is the paired gain in each panel's "
+                 "title (same seeds and test rows),\nnot whether the bars overlap", fontsize=9)
     fig.tight_layout()
     return _png(fig)
 

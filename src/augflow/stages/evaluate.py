@@ -27,7 +27,7 @@ from augflow.paths import Paths
 from augflow.quality.fidelity import KID_NOTE, fidelity_report
 from augflow.runners import FitJob, check_dask_cluster, run_jobs
 from augflow.evaluation.stats import against_best, arm_and_paired_cis
-from augflow.evaluation.verdict import HOW_TO_READ, signed_ci, verdict_bullets
+from augflow.evaluation.verdict import HOW_TO_READ, SAYS, signed_ci, verdict_bullets
 from augflow.evaluation.subsample import follow_parents, real_subset
 
 log = logging.getLogger("augflow.evaluate")
@@ -171,15 +171,18 @@ def promotion_decision(result: dict, cfg: EvaluateConfig, added_weight: float = 
 
 
 def _panel_notes(result: dict) -> dict[str, str]:
-    """Each classifier's panel title: the gain over real and over the best baseline, CIs."""
+    """Each classifier's panel title: the verdict and paired gain over real and over the best
+    baseline, CIs (the words of every other screen)."""
     notes = {}
     for clf, r in result["classifiers"].items():
-        g = r["gain"]["accuracy"]
-        line = f"{clf}: augmented over real {g['mean']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}]"
+        g, v = r["gain"]["accuracy"], r.get("verdict", {})
+        line = (f"{clf}: augmented {SAYS.get(v.get('vs_real', ''), 'vs')} real "
+                f"{g['mean']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}]")
         best = r.get("best_baseline")
         if best and best != "real" and best in r.get("gain_vs", {}):
             b = r["gain_vs"][best]["accuracy"]
-            line += f", over {best} {b['mean']:+.3f} [{b['ci_low']:+.3f}, {b['ci_high']:+.3f}]"
+            line += (f"\n{SAYS.get(v.get('vs_best_baseline', ''), 'vs')} the best baseline, "
+                     f"{best} {b['mean']:+.3f} [{b['ci_low']:+.3f}, {b['ci_high']:+.3f}]")
         notes[clf] = line
     return notes
 

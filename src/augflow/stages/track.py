@@ -16,7 +16,7 @@ import yaml
 from augflow.config import Config
 from augflow.data.augmented import mix_summary
 from augflow.errors import AugflowError
-from augflow.evaluation.verdict import HOW_TO_READ, run_title, verdict_bullets
+from augflow.evaluation.verdict import HOW_TO_READ, run_title, short_answer, verdict_bullets
 from augflow.io import read_json, write_json
 from augflow.paths import STAGES as STAGE_NAMES
 from augflow.paths import Paths
@@ -593,13 +593,13 @@ def run_description(evaluation: dict, reused: dict[str, str], mix: dict | None) 
     p = evaluation["promotion"]
     # the answer first: MLflow shows the first lines and folds the rest behind "Show more"
     lines = verdict_bullets(evaluation["classifiers"])
-    lines += ["", f"**{_verdict(p)}**: {p['reason']}.", "", HOW_TO_READ,
-              "", "| classifier | real | augmented | gain [95% CI] |", "| --- | --- | --- | --- |"]
+    lines += ["", f"**{_verdict(p)}**: {p['reason']}.", "", HOW_TO_READ, "",
+              "Test accuracy, real -> augmented:"]
+    # a list, not a table: MLflow's Description draws tables without borders or padding, and
+    # the cells ran together ("random_forest0.8883", seen in headless Chromium)
     for clf, r in evaluation["classifiers"].items():
-        g = r["gain"]["accuracy"]
-        lines.append(f"| {clf} | {r['arms']['real']['accuracy']['mean']:.4f} | "
-                     f"{r['arms']['augmented']['accuracy']['mean']:.4f} | {g['mean']:+.4f} "
-                     f"[{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] |")
+        lines.append(f"- {clf}: {r['arms']['real']['accuracy']['mean']:.4f} -> "
+                     f"{r['arms']['augmented']['accuracy']['mean']:.4f}")
     if mix is not None:
         lines += ["", f"Mix: {mix_summary(mix)}."]
     if reused:
@@ -609,12 +609,11 @@ def run_description(evaluation: dict, reused: dict[str, str], mix: dict | None) 
 
 def model_description(promotion: dict, evaluation: dict) -> str:
     """What a reviewer reads on the model version page: why it is or is not the champion."""
-    verdict = _verdict(promotion)
-    gains = "; ".join(f"{c}: {r['gain']['accuracy']['mean']:+.4f} "
-                      f"[{r['gain']['accuracy']['ci_low']:+.4f}, {r['gain']['accuracy']['ci_high']:+.4f}]"
-                      for c, r in evaluation["classifiers"].items())
-    return (f"{verdict}: {promotion['reason']}. Test-accuracy gain of the augmented set over "
-            f"real data, 95% CI, per classifier: {gains}.")
+    said = short_answer(evaluation["classifiers"])
+    lines = [f"{_verdict(promotion)}" + (f" ({said})" if said else "") + f": {promotion['reason']}."]
+    # each classifier against real and the best baseline, as on every other screen
+    lines += [b.replace("**", "") for b in verdict_bullets(evaluation["classifiers"])]
+    return "\n".join(lines)
 
 
 def cvae_signature(n_features: int):
