@@ -104,11 +104,11 @@ def _on_cluster(jobs: list[Any], work: Callable[[Any], Any], address: str,
     """The jobs on an existing cluster's workers, through a plain Dask client. Not through
     Prefect's DaskTaskRunner: a Prefect task on a worker reports to a Prefect API, and a worker
     on another machine has none to reach, so each worker process tried to start a server of its
-    own and timed out (seen with `dvc repro` and a `dask worker --nworkers 2`). The stage's
-    progress and errors come back here; the scheduler's dashboard shows the tasks."""
-    from distributed import Client
-
+    own and timed out (seen with `dvc repro` and a `dask worker --nworkers 2`). A job's error
+    is raised here; the scheduler's dashboard shows the tasks."""
     import uuid
+
+    from distributed import Client
 
     batch = uuid.uuid4().hex[:8]   # two pipelines on one cluster never share a key
     with Client(address, set_as_default=False) as client:

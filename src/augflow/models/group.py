@@ -27,10 +27,9 @@ import torch.distributed as dist
 
 from augflow.config import VAEConfig
 from augflow.device import state_on_cpu
+from augflow.errors import AugflowError
 from augflow.models.fitting import DivergedError, FitResult
 from augflow.models.vae_fit import make_cvae, train_cvae
-
-log = logging.getLogger("augflow.fit")
 
 
 def torchrun_group() -> tuple[int, int, int] | None:
@@ -102,8 +101,9 @@ def train_cvae_processes(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val:
 
     dev = device if device is not None else torch.device("cpu")
     if dev.type == "cuda" and torch.cuda.device_count() < processes:
-        raise ValueError(f"{processes} processes need {processes} GPUs (one each); this machine "
-                         f"has {torch.cuda.device_count()}")
+        raise AugflowError(f"{processes} processes on CUDA need {processes} GPUs (one each); "
+                           f"this machine has {torch.cuda.device_count()}",
+                           file="params.yaml", field="vae.processes", rule="one GPU per process")
     sent = None
     if resume is not None:
         buf = io.BytesIO()
