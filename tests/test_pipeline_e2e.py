@@ -109,7 +109,7 @@ def test_mlflow_holds_the_run_with_figures_and_a_loadable_model(pipeline_ws):
     parent = parents[0]
     # the runs table's first column gives the answer (tiny pipeline: logreg, random_forest)
     # the answer first (counts over the 2 classifiers of the tiny config), the kind last
-    assert re.fullmatch(r"[0-2]/2 better than real( \(\d worse\))?, [0-2]/2 better than the "
+    assert re.fullmatch(r"[0-2]/2 beat real( \(\d worse\))?, [0-2]/2 beat the "
                         r"best baseline( \(\d worse\))? \| pipeline", parent.info.run_name), \
         parent.info.run_name
     children = {r.info.run_name for r in runs
@@ -301,7 +301,7 @@ def test_prefect_recorded_the_run_and_its_report_artifacts(pipeline_ws):
     with get_client(sync_client=True) as client:
         final = client.read_flow_run(run_id).state
         # the flow-run page says the answer beside "Completed": its final state's message
-        assert final.is_completed() and " better than real" in final.message, final.message
+        assert final.is_completed() and " beat real" in final.message, final.message
         assert final.message.endswith(("; not promoted", "; promoted"))
         keys = ["augflow-run-summary", "augflow-filter-report", "augflow-evaluation-report",
                 "augflow-validation-summary", "augflow-filter-rejections",

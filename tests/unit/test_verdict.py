@@ -46,10 +46,10 @@ def test_the_run_title_says_for_which_classifiers_it_helped():
     """The MLflow runs table's first column answers the question before any click."""
     level = dict(_entry(), verdict={"vs_real": "level", "vs_best_baseline": "level"})
     title = run_title({"svm_rbf": _entry(), "logreg": level, "cnn": _entry()})
-    assert title == "2/3 better than real, 0/3 better than the best baseline | pipeline"
+    assert title == "2/3 beat real, 0/3 beat the best baseline | pipeline"
     worse = dict(_entry(), verdict={"vs_real": "worse", "vs_best_baseline": "worse"})
     assert run_title({"logreg": worse, "cnn": _entry()}) == (
-        "1/2 better than real (1 worse), 0/2 better than the best baseline (1 worse) | pipeline")
+        "1/2 beat real (1 worse), 0/2 beat the best baseline (1 worse) | pipeline")
     assert run_title({}) == "pipeline"
 
 

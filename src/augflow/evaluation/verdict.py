@@ -26,8 +26,8 @@ def verdict_line(clf: str, r: dict) -> str:
 
 def short_answer(classifiers: dict[str, dict]) -> str:
     """The verdict in a few words, counts first so that a cut-off display still shows them:
-    "2/3 better than real, 0/3 better than the best baseline", with " (1 worse)" after a count
-    when a classifier did worse. Empty for entries without verdicts."""
+    "2/3 beat real, 0/3 beat the best baseline" (beat: the paired gain's CI above zero), with
+    " (1 worse)" after a count when a classifier did worse. Empty for entries without verdicts."""
     rated = [r["verdict"] for r in classifiers.values() if "verdict" in r]
     if not rated:
         return ""
@@ -35,16 +35,16 @@ def short_answer(classifiers: dict[str, dict]) -> str:
     def part(key: str, what: str) -> str:
         better = sum(v[key] == "better" for v in rated)
         worse = sum(v[key] == "worse" for v in rated)
-        return f"{better}/{len(rated)} better than {what}" + (f" ({worse} worse)" if worse else "")
+        return f"{better}/{len(rated)} beat {what}" + (f" ({worse} worse)" if worse else "")
 
     return f"{part('vs_real', 'real')}, {part('vs_best_baseline', 'the best baseline')}"
 
 
 def run_title(classifiers: dict[str, dict]) -> str:
-    """The pipeline run's name in MLflow, the answer first: the runs table cuts its first column
-    at ~25 characters, e.g. "2/3 better than real, 0/…" of "2/3 better than real, 0/3 better
-    than the best baseline | pipeline". Always ends with "pipeline" (how a parent is told from
-    its stage runs by name)."""
+    """The pipeline run's name in MLflow, the answer first: MLflow 3.17's runs table cuts its
+    first column at ~22 characters, and "2/3 beat real, 0/3 bea…" of "2/3 beat real, 0/3 beat the
+    best baseline | pipeline" still shows both counts (seen in headless Chromium). Always ends
+    with "pipeline" (how a parent is told from its stage runs by name)."""
     said = short_answer(classifiers)
     return f"{said} | pipeline" if said else "pipeline"
 
