@@ -73,17 +73,25 @@ def table_samples_png(df: pd.DataFrame, y: np.ndarray, numeric: list[str],
     return _png(fig)
 
 
-def loss_curve_png(curve: pd.DataFrame) -> bytes:
+def loss_curve_png(curve: pd.DataFrame, copies: int = 0) -> bytes:
     """The VAE's loss per epoch (what `dvc plots show` draws from the CSV with Vega, which needs
-    scripts from a CDN: this PNG is the same curve offline)."""
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    scripts from a CDN: this PNG is the same curve offline). `copies`: the classic copies of
+    each real row the VAE trained on, which the title names: they are most of the train rows and
+    harder to reconstruct than real ones, so validation (real rows only) sits below train (on
+    digits at 10 per class: copies 22.0, real train rows 17.5, validation 19.2 at the best epoch)."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
     ax.plot(curve["epoch"], curve["train_loss"], label="train")
     ax.plot(curve["epoch"], curve["val_loss"], label="validation")
     best = curve["val_loss"].idxmin()
-    ax.axvline(curve.loc[best, "epoch"], color="grey", ls="--", lw=0.8, label="best epoch")
+    ax.axvline(curve.loc[best, "epoch"], color="grey", ls="--", lw=0.8,
+               label=f"best epoch {int(curve.loc[best, 'epoch'])}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("negative ELBO (beta-weighted)")
-    ax.set_title("CVAE loss per epoch", fontsize=9)
+    title = "CVAE loss per epoch"
+    if copies:
+        title += (f"\ntrain: real rows + {copies} classic copies of each (harder to reconstruct);"
+                  "\nvalidation: real rows only")
+    ax.set_title(title, fontsize=8)
     ax.legend()
     fig.tight_layout()
     return _png(fig)

@@ -370,8 +370,11 @@ def _track_once(cfg: Config, paths: Paths) -> dict:
         ended, child_ids = _log_stage_runs(mlflow, exp_id, parent.info.run_id, tags, spans,
                                            reused, timings, paths)
         _log_summary(mlflow, paths, evaluation, mix)
-        curve = pd.read_csv(paths.train_curve)
-        mlflow.log_image(_png_image(loss_curve_png(curve)), "figures/loss_curve.png")
+        # train's own PNG (it knows the classic copies its title names); drawn here only for a
+        # workspace from before train wrote one
+        png = (paths.train_curve_png.read_bytes() if paths.train_curve_png.is_file()
+               else loss_curve_png(pd.read_csv(paths.train_curve)))
+        mlflow.log_image(_png_image(png), "figures/loss_curve.png")
         version = _register_model(mlflow, cfg, paths, evaluation, tags["dvc.cvae_md5"],
                                   child_ids["train"])
         run_id = parent.info.run_id

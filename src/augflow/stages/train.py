@@ -133,7 +133,7 @@ def run_train(cfg: VAEConfig, seed: int, paths: Paths, device: str = "auto",
     curve = pd.DataFrame(result.history)
     write_bytes(paths.train_curve, curve.to_csv(index=False, float_format="%.6f").encode())
     # the same curve as a PNG: dvc plots show draws the CSV with Vega, which offline it cannot
-    write_bytes(paths.train_curve_png, loss_curve_png(curve))
+    write_bytes(paths.train_curve_png, loss_curve_png(curve, copies if schema.image_shape else 0))
     return {"arch": model.hparams().get("arch", "mlp"), "n_train_rows": int(len(x)),
             "train_copies": copies if schema.image_shape else 0, "steps": result.steps,
             "best_epoch": result.best_epoch,
