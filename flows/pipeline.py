@@ -23,7 +23,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed
 
 from augflow.data.augmented import mix_summary
-from augflow.evaluation.verdict import HOW_TO_READ, short_answer, verdict_bullets
+from augflow.evaluation.verdict import (HOW_TO_READ, promotion_said, short_answer,
+                                       verdict_bullets)
 from augflow.paths import STAGES  # one list; a test holds it to dvc.yaml
 
 
@@ -44,8 +45,6 @@ class ParamsChanged(RuntimeError):
 
 
 def _params_digest(root: str) -> str:
-    import hashlib
-
     return hashlib.sha256((Path(root) / "params.yaml").read_bytes()).hexdigest()
 
 
@@ -262,10 +261,10 @@ def summary_markdown(results: list[dict], tracking: dict | None = None,
     lines = ["# augflow pipeline run"]
     ev = next((r["metrics"] for r in results if r["stage"] == "evaluate"), {})
     if ev.get("classifiers"):
-        verdict = "promoted to champion" if ev["promotion"]["promote"] else "not promoted"
         lines += ["", "## Did augmentation help?", ""]
         lines += verdict_bullets(ev["classifiers"])
-        lines += ["", f"Promotion: **{verdict}**: {ev['promotion']['reason']}"]
+        lines += ["", f"Promotion: **{promotion_said(ev['promotion'])}**: "
+                      f"{ev['promotion']['reason']}"]
     if tracking:
         link = mlflow_run_link(tracking_uri, tracking.get("experiment_id"), tracking.get("run_id"))
         lines += ["", f"MLflow: experiment {tracking.get('experiment_id')}, run "
@@ -303,9 +302,7 @@ def answer_text(root: Path, tracking_uri: str = "") -> str:
     lines = ["Did augmentation help? (test accuracy of the augmented set, paired gains with "
              "95% CIs)"]
     lines += [b.replace("**", "") for b in verdict_bullets(ev["classifiers"])]
-    promo = ev["promotion"]
-    lines.append(f"Promotion: {'promoted to champion' if promo['promote'] else 'not promoted'}: "
-                 f"{promo['reason']}")
+    lines.append(f"Promotion: {promotion_said(ev['promotion'])}: {ev['promotion']['reason']}")
     runlog = root / "data/runlog/tracking.json"
     if runlog.is_file():
         t = json.loads(runlog.read_text())

@@ -45,6 +45,21 @@ def _stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, 9)
 
 
+def _prefect_server(tmp_path: Path, extra: dict[str, str],
+                    log: Path | None = None) -> tuple[subprocess.Popen, dict[str, str], int]:
+    """A real `prefect server start` on a free loopback port with its home under tmp_path; the
+    process, the environment its clients use (stage_env + the API URL + `extra`) and the port.
+    The caller waits for /api/health inside its try, so its finally stops the server."""
+    port = free_port()
+    env = stage_env()
+    env.update({"PREFECT_HOME": str(tmp_path / "prefect_home"),
+                "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **extra})
+    server = _start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                     "--port", str(port)], env, tmp_path, log=log)
+    return server, env, port
+
+
 def test_mlflow_server_serves_the_run_its_children_and_artifacts(pipeline_ws):
     port = free_port()
     db = pipeline_ws / "mlflow" / "mlflow.db"
@@ -170,19 +185,13 @@ def test_prefect_scheduler_creates_and_completes_a_run_of_the_served_deployment(
     shutil.copytree(pipeline_ws, ws, symlinks=True)
     # one output gone: the run must rebuild it (validate), so it provably ran in this workspace
     (ws / VALIDATION).unlink()
-    port = free_port()
-    env = stage_env()
-    env.update({"PREFECT_HOME": str(tmp_path / "prefect_home"),
-                "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                # the scheduler service looks for deployments to schedule every 60 s by
-                # default; every 10 s here, so the test waits for the cron minute, not the loop
-                "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "10"})
+    # the scheduler service looks for deployments to schedule every 60 s by default; every
+    # 10 s here, so the test waits for the cron minute, not the loop
+    extra = {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "10"}
     if database == "postgresql":
         url = request.getfixturevalue("postgres")("prefect")
-        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"postgresql+asyncpg://{url}"
-    server = _start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                     "--port", str(port)], env, tmp_path)
+        extra["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"postgresql+asyncpg://{url}"
+    server, env, port = _prefect_server(tmp_path, extra)
     runner = None
     try:
         wait_for(f"http://127.0.0.1:{port}/api/health", server, 180)
@@ -241,13 +250,7 @@ def test_process_work_pool_runs_the_prefect_yaml_deployment(pipeline_ws, tmp_pat
     (ws / VALIDATION).unlink()
     shutil.copytree(REPO / "flows", ws / "flows", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "prefect.yaml", ws / "prefect.yaml")     # the user's checkout
-    port = free_port()
-    env = stage_env()
-    env.update({"PREFECT_HOME": str(tmp_path / "prefect_home"),
-                "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "AUGFLOW_WORKSPACE": str(ws)})
-    server = _start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                     "--port", str(port)], env, tmp_path)
+    server, env, port = _prefect_server(tmp_path, {"AUGFLOW_WORKSPACE": str(ws)})
     worker = None
     prefect = lambda *a: subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", *a],
                                         cwd=ws, env=env, capture_output=True, text=True,
@@ -350,15 +353,9 @@ def test_the_prefect_server_killed_mid_stage_loses_nothing_and_the_next_run_reco
     params = yaml.safe_load((ws / "params.yaml").read_text())
     params["vae"].update(max_epochs=120, patience=120)       # train stale, and long enough
     (ws / "params.yaml").write_text(yaml.safe_dump(params))
-    port = free_port()
-    env = stage_env()
-    env.update({"PREFECT_HOME": str(tmp_path / "prefect_home"),
-                "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                # the killed run's client gives up on the dead server after a few tries
-                "PREFECT_CLIENT_MAX_RETRIES": "2"})
-    server = _start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                     "--port", str(port)], env, tmp_path, log=tmp_path / "server.log")
+    # the killed run's client gives up on the dead server after a few tries
+    server, env, port = _prefect_server(tmp_path, {"PREFECT_CLIENT_MAX_RETRIES": "2"},
+                                        log=tmp_path / "server.log")
     runner = None
     try:
         wait_for(f"http://127.0.0.1:{port}/api/health", server, 180)

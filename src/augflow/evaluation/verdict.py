@@ -49,6 +49,11 @@ def run_title(classifiers: dict[str, dict]) -> str:
     return f"{said} | pipeline" if said else "pipeline"
 
 
+def promotion_said(promotion: dict) -> str:
+    """The promotion decision in two or three words, as every screen writes it."""
+    return "promoted to champion" if promotion["promote"] else "not promoted"
+
+
 def verdict_bullets(classifiers: dict[str, dict]) -> list[str]:
     """A markdown bullet per classifier entry that carries a verdict (older files have none)."""
     return [f"- {verdict_line(clf, r)}" for clf, r in classifiers.items() if "verdict" in r]

@@ -16,7 +16,8 @@ import yaml
 from augflow.config import Config
 from augflow.data.augmented import mix_summary
 from augflow.errors import AugflowError
-from augflow.evaluation.verdict import HOW_TO_READ, run_title, short_answer, verdict_bullets
+from augflow.evaluation.verdict import (HOW_TO_READ, promotion_said, run_title, short_answer,
+                                       verdict_bullets)
 from augflow.io import read_json, write_json
 from augflow.paths import STAGES as STAGE_NAMES
 from augflow.paths import Paths
@@ -152,11 +153,12 @@ _ARTIFACT_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_ur
 # Where it keeps plain paths of the checkout: the Default experiment's artifact root (MLflow
 # makes it from the working directory, as a path, not a URI), the local datasets logged as run
 # inputs (a JSON {"uri": "/path"}), and the source file of a logged model or a run.
+# (table, column, the key column and key a row must have, or None for every row)
 _PATH_COLUMNS = (("experiments", "artifact_location", None), ("runs", "artifact_uri", None),
                  ("logged_models", "artifact_location", None),
                  ("model_versions", "storage_location", None),
-                 ("logged_model_tags", "tag_value", "mlflow.source.name"),
-                 ("tags", "value", "mlflow.source.name"))
+                 ("logged_model_tags", "tag_value", ("tag_key", "mlflow.source.name")),
+                 ("tags", "value", ("key", "mlflow.source.name")))
 
 
 def _uri_path(uri: str) -> str:
@@ -170,11 +172,11 @@ def _relocate_plain_paths(con, old: str, new: str) -> None:
     starts with it and a slash (never a sibling like /old-2), and inside the datasets' JSON."""
     if old == new:
         return
-    for table, col, key in _PATH_COLUMNS:
-        only = " AND key = ?" if table == "tags" else " AND tag_key = ?" if key else ""
+    for table, col, keyed in _PATH_COLUMNS:
+        only, key = (f" AND {keyed[0]} = ?", (keyed[1],)) if keyed else ("", ())
         con.execute(f"UPDATE {table} SET {col} = ? || substr({col}, ?) "
                     f"WHERE (substr({col}, 1, ?) = ? OR {col} = ?){only}",
-                    (new, len(old) + 1, len(old) + 1, old + "/", old, *([key] if key else [])))
+                    (new, len(old) + 1, len(old) + 1, old + "/", old, *key))
     con.execute("UPDATE datasets SET dataset_source = replace(dataset_source, ?, ?) "
                 "WHERE instr(dataset_source, ?) > 0",
                 (f'"{old}/', f'"{new}/', f'"{old}/'))
@@ -588,7 +590,7 @@ def log_curve(client, run_id: str, curve: pd.DataFrame) -> None:
 
 
 def _verdict(promotion: dict) -> str:
-    return "Promoted to champion" if promotion["promote"] else "Not promoted"
+    return promotion_said(promotion).capitalize()
 
 
 def run_description(evaluation: dict, reused: dict[str, str], mix: dict | None) -> str:

@@ -133,9 +133,10 @@ def run_train(cfg: VAEConfig, seed: int, paths: Paths, device: str = "auto",
     curve = pd.DataFrame(result.history)
     write_bytes(paths.train_curve, curve.to_csv(index=False, float_format="%.6f").encode())
     # the same curve as a PNG: dvc plots show draws the CSV with Vega, which offline it cannot
-    write_bytes(paths.train_curve_png, loss_curve_png(curve, copies if schema.image_shape else 0))
+    used_copies = copies if schema.image_shape else 0   # tables get none
+    write_bytes(paths.train_curve_png, loss_curve_png(curve, used_copies))
     return {"arch": model.hparams().get("arch", "mlp"), "n_train_rows": int(len(x)),
-            "train_copies": copies if schema.image_shape else 0, "steps": result.steps,
+            "train_copies": used_copies, "steps": result.steps,
             "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run, "lr_used": lr, "resumed": resume is not None,
             "processes": cfg.processes if group is None else group[1],
