@@ -43,6 +43,79 @@ def test_choose_scale_moves_off_the_configured_shares_only_beyond_noise():
     assert choose_scale({0.0: base, 0.5: base, 1.0: worse}) == 0.0   # ties: the smaller scale
 
 
+def test_classic_rows_take_the_places_of_rejected_samples():
+    from augflow.stages.augment import classic_count
+
+    cfg = AugmentConfig(classic_per_kept=2.0)
+    # every sample kept: 2 classic rows per kept row; none kept: 3 per generated one
+    assert classic_count(cfg, kept=50, generated=50) == 100
+    assert classic_count(cfg, kept=0, generated=50) == 150
+    for kept in (0, 7, 31, 50):      # the class's added rows do not depend on the filter
+        assert kept + classic_count(cfg, kept, 50) == 150
+    # without replacement (or without a generated count) only the kept rows' partners
+    assert classic_count(cfg.model_copy(update={"replace_rejected": False}), 0, 50) == 0
+    assert classic_count(cfg, kept=7, generated=None) == 14
+    assert classic_count(cfg.model_copy(update={"classic_per_class": 9}), 0, 50) == 9
+
+
+def test_a_class_the_filter_rejected_still_gets_classic_rows(filtered, tmp_path):
+    """On the 28x28 letters at 5 labels per class the filter kept nothing in a draw: the
+    augmented set holds classic rows in their place, as many as if every sample passed."""
+    import shutil
+
+    from augflow.stages.augment import run_augment
+
+    paths = Paths(tmp_path)
+    shutil.copytree(filtered.root / "data", paths.root / "data")
+    kept = pd.read_parquet(paths.kept)
+    kept.iloc[:0].to_parquet(paths.kept, index=False)
+    n = CFG.generate.n_per_class
+    m = run_augment(AugmentConfig(select="fixed"), ["logreg"], 0, paths, generated_per_class=n)
+    df = pd.read_parquet(paths.augmented)
+    classic = df["origin"].astype(str).str.startswith("classic:")
+    train = pd.read_parquet(paths.split("train"))
+    assert m["n_synthetic"] == 0 and (~classic).sum() == len(train)
+    per_class = df.loc[classic, "label"].value_counts().to_dict()
+    per_kept = AugmentConfig().classic_per_kept
+    assert per_class == {c: int((1 + per_kept) * n) for c in train["label"].unique()}
+    # without a generated count, the old rule: no kept rows, no classic rows
+    run_augment(AugmentConfig(select="fixed"), ["logreg"], 0, paths)
+    assert not pd.read_parquet(paths.augmented)["origin"].astype(str).str.startswith(
+        "classic:").any()
+
+
+def test_count_alone_gives_every_classifier_the_count_weights(filtered, tmp_path):
+    """augment.schemes [count]: one weighting for every classifier; validation decides only
+    between it and nothing added, and says so in the report."""
+    import shutil
+
+    from augflow.stages.augment import run_augment
+
+    paths = Paths(tmp_path)
+    shutil.copytree(filtered.root / "data", paths.root / "data")
+    cfg = AugmentConfig(schemes=["count"], synthetic_row_weight=1.0, classic_per_kept=1.0)
+    m = run_augment(cfg, ["logreg", "random_forest"], 0, paths,
+                    generated_per_class=CFG.generate.n_per_class)
+    mix = m["mix"]
+    assert mix["count_only"] and mix["scheme"] == {"logreg": "count", "random_forest": "count"}
+    assert set(mix["val_accuracy"]) == {"0", "1"} and mix["scale"] in (0.0, 1.0)
+    assert set(mix["val_accuracy_count"]) == {"logreg", "random_forest"}
+    df = pd.read_parquet(paths.augmented)
+    expected = 1.0 if mix["scale"] > 0 else 0.0
+    added = df["origin"] != "real"
+    assert (df.loc[added, "sample_weight_count"] == expected).all()
+    assert (df.loc[~added, "sample_weight_count"] == 1.0).all()
+    # nothing added: real rows alone, the validation score of scale 0
+    assert mix["val_accuracy_per_classifier"]["logreg"]["0"] <= 1.0
+    report = paths.augment_report.read_text()
+    assert "for every classifier" in report and "added rows (0: real alone" in report
+    assert "Weights per classifier" not in report
+    with pytest.raises(ValueError):
+        AugmentConfig(schemes=[])
+    with pytest.raises(ValueError):
+        AugmentConfig(schemes=["count", "count"])
+
+
 def test_augment_config_needs_scale_one():
     with pytest.raises(ValueError):
         AugmentConfig(scales=(0.0, 0.5))
@@ -106,7 +179,10 @@ def test_augment_writes_weighted_rows_in_the_users_format_without_the_test_split
 
     paths = filtered
     assert not paths.split("test").exists()
-    m = run_augment(AugmentConfig(), ["logreg"], 0, paths)
+    # both schemes, chosen per classifier (the count-only default has its own test)
+    cfg = AugmentConfig(schemes=["share", "count"], classic_per_kept=2.0,
+                        synthetic_row_weight=0.25)
+    m = run_augment(cfg, ["logreg"], 0, paths)
     df = pd.read_parquet(paths.augmented)
     assert {"label", "origin", "sample_weight"} <= set(df.columns)
     assert (df["origin"] == "real").sum() == m["n_real"] == 100
@@ -121,7 +197,7 @@ def test_augment_writes_weighted_rows_in_the_users_format_without_the_test_split
     # images: the count scheme's column too, and a scheme per classifier chosen on validation
     assert (df.loc[df["origin"] != "real", "sample_weight_count"] > 0).all() == (mix["scale"] > 0)
     assert (df.loc[~classic & (df["origin"] != "real"), "sample_weight_count"]
-            .isin([0.0, AugmentConfig().synthetic_row_weight]).all())
+            .isin([0.0, cfg.synthetic_row_weight]).all())
     assert mix["scheme"]["logreg"] in ("share", "count")
     weights = mix["row_weights"]["logreg"]
     column = "sample_weight" if mix["scheme"]["logreg"] == "share" else "sample_weight_count"

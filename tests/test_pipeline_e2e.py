@@ -63,8 +63,11 @@ def test_flow_run_produces_every_output(pipeline_ws):
     # real rows, classic (shifted/rotated) rows, the kept rows
     origin = augmented["origin"].astype(str)
     assert (origin == "real").sum() == len(train)
-    # augment.classic_per_kept (2) classic rows per kept VAE row of each class
-    assert origin.str.startswith("classic:").sum() == 2 * len(kept)
+    # classic rows: classic_per_kept (2) per kept VAE row, 3 per rejected sample, so every
+    # class gets 3 x generate.n_per_class added rows whatever the filter kept
+    added = augmented.loc[origin != "real", "label"].value_counts()
+    assert (added == 3 * 30).all() and len(added) == train["label"].nunique()
+    assert origin.str.startswith("classic:").sum() == 3 * 30 * len(added) - len(kept)
     assert set(origin[~origin.str.startswith("classic:") & (origin != "real")]) == set(kept["sample_id"])
     assert augmented["sample_weight"].sum() == pytest.approx(len(train))
     assert (samples["gen_parent"] >= 0).all()                  # local: each varies a real row

@@ -45,7 +45,8 @@ def _filter(cfg: Config, p: Paths) -> dict:
 def _augment(cfg: Config, p: Paths) -> dict:
     from augflow.stages.augment import run_augment
     return run_augment(cfg.augment, list(cfg.evaluate.classifiers), cfg.seed, p, cfg.device,
-                       cfg.evaluate.max_real_rows, cfg.evaluate.fit_threads, cfg.classic)
+                       cfg.evaluate.max_real_rows, cfg.evaluate.fit_threads, cfg.classic,
+                       cfg.generate.n_per_class)
 
 
 def _evaluate(cfg: Config, p: Paths) -> dict:

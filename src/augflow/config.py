@@ -265,18 +265,22 @@ class AugmentConfig(_Strict):
 
     classic_share: float = Field(0.5, ge=0, le=10)
     synthetic_share: float = Field(0.25, ge=0, le=10)
-    # None: classic_per_kept x the kept synthetic rows of the class
+    # None: classic_per_kept x the kept synthetic rows of the class, plus (replace_rejected)
+    # 1 + classic_per_kept classic rows for each generated row of the class the filter rejected
     classic_per_class: int | None = Field(None, ge=0)
     classic_per_kept: float = Field(2.0, ge=0, le=20)
+    replace_rejected: bool = True
     select: Literal["val", "fixed"] = "val"
     scales: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
     # select=val, when no scale beats it on validation by two standard errors: shares (scale 1,
     # the configured shares) | none (scale 0: nothing added) | auto (images: shares; tables:
     # none, so a table gets added rows only when validation shows they help)
     fallback: Literal["auto", "shares", "none"] = "auto"
-    # the weightings each classifier may be given (images; chosen per classifier on validation):
-    # share -> the sample_weight column; count -> sample_weight_count: real and classic rows
-    # weigh 1 each, a kept VAE row synthetic_row_weight
+    # the weightings each classifier may be given (images; chosen per classifier on validation
+    # when both): share -> the sample_weight column; count -> sample_weight_count: real and
+    # classic rows weigh 1 each, a kept VAE row synthetic_row_weight. [count] alone: every
+    # classifier gets count on images (validation decides only whether anything is added);
+    # tables have no count weights and use share whatever this says
     schemes: tuple[Literal["share", "count"], ...] = ("share", "count")
     synthetic_row_weight: float = Field(0.25, gt=0, le=1)
 
@@ -287,8 +291,8 @@ class AugmentConfig(_Strict):
         if self.fallback != "shares" and self.select == "val" and 0.0 not in self.scales:
             raise ValueError("scales must include 0.0 unless fallback is shares (auto and none "
                              "fall back to nothing added on a table)")
-        if "share" not in self.schemes:
-            raise ValueError("schemes must include share (the sample_weight column)")
+        if not self.schemes or len(set(self.schemes)) != len(self.schemes):
+            raise ValueError("schemes must name share, count or both, each once")
         return self
 
 

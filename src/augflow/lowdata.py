@@ -58,7 +58,8 @@ def _chain(cfg: Config, paths: Paths, subset_seed: int, classifiers: list[str]) 
     run_generate(cfg.generate, cfg.seed, paths, cfg.device, cfg.classic)
     run_filter(cfg.filter, cfg.extractor, cfg.seed, paths, cfg.device)
     return run_augment(cfg.augment, classifiers, cfg.seed, paths, cfg.device,
-                       cfg.evaluate.max_real_rows, cfg.evaluate.fit_threads, cfg.classic)
+                       cfg.evaluate.max_real_rows, cfg.evaluate.fit_threads, cfg.classic,
+                       cfg.generate.n_per_class)
 
 
 def _arm_data(paths: Paths, scheme: dict[str, str]

@@ -87,10 +87,14 @@ def added_weight_fraction(path: str | Path) -> float:
 def mix_summary(mix: dict) -> str:
     """One line on how the augmented set was weighted (augment metrics' mix), for the flow's
     run summary and the MLflow run description."""
-    text = (f"scale {mix['scale']:g} of the shares chosen by {mix['select']} (classic share "
-            f"{mix['classic_share']:g}, synthetic share {mix['synthetic_share']:g})")
     count = sorted(c for c, s in mix.get("scheme", {}).items() if s == "count")
-    if count:
+    if mix.get("count_only"):
+        text = (f"real and classic rows weigh 1, a VAE row {mix.get('synthetic_row_weight', 1):g} "
+                "(sample_weight_count), for every classifier")
+    else:
+        text = (f"scale {mix['scale']:g} of the shares chosen by {mix['select']} (classic share "
+                f"{mix['classic_share']:g}, synthetic share {mix['synthetic_share']:g})")
+    if count and not mix.get("count_only"):
         text += (f"; {', '.join(count)} given the count weights (sample_weight_count: real and "
                  "classic rows 1 each)")
     if not mix.get("added", mix["helped_on_val"]):
