@@ -110,6 +110,11 @@ def test_count_alone_gives_every_classifier_the_count_weights(filtered, tmp_path
     report = paths.augment_report.read_text()
     assert "for every classifier" in report and "added rows (0: real alone" in report
     assert "Weights per classifier" not in report
+    # select fixed: the count weights too, for every classifier
+    fixed = run_augment(cfg.model_copy(update={"select": "fixed"}), ["logreg"], 0, paths,
+                        generated_per_class=CFG.generate.n_per_class)["mix"]
+    assert fixed["count_only"] and fixed["scheme"] == {"logreg": "count"}
+    assert fixed["row_weights"]["logreg"] == {"real": 1.0, "classic": 1.0, "synthetic": 1.0}
     with pytest.raises(ValueError):
         AugmentConfig(schemes=[])
     with pytest.raises(ValueError):

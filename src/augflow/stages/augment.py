@@ -2,7 +2,8 @@
 source weighs in it.
 
 Rows: the real train rows, classic variants of them (small shifts and rotations; images only)
-and the kept synthetic rows. Columns: the user's feature columns and units, their label column
+and the kept synthetic rows. Classic rows take the places of the samples the filter rejected
+(augment.replace_rejected), so a class gets as many added rows whatever the filter keeps. Columns: the user's feature columns and units, their label column
 and class names, `origin` (real, classic:<train row>, or the synthetic sample_id that traces back
 to the generator) and `sample_weight`. The weights give each source a share of the real rows'
 total weight (augment.classic_share, augment.synthetic_share) and sum to the number of real rows,
@@ -250,7 +251,9 @@ def _count_only(cfg: AugmentConfig, kinds: np.ndarray) -> bool:
     validation only decides between them and nothing added (the shares' scales do not apply).
     One weighting for every classifier: chosen per classifier on 20-50 validation rows, the CNN
     took the shares in 3 of 3 digits draws at 5 labels per class and gained 0.7 points over
-    the classic arm where the count weights gained 3 (bench/vae_on_classic.py)."""
+    the classic arm, where every row at weight 1 (with classic_per_kept 1) gained 3; on the
+    28x28 letters the same cost the SVM and the forest 6-9 points, so it is not the default
+    (bench/vae_on_classic.py, BENCHMARKS 5c)."""
     return "share" not in cfg.schemes and _count_scheme_applies(cfg, kinds)
 
 
@@ -277,7 +280,9 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
     table = _unweighted_table(cfg, schema, paths, seed, classic, generated_per_class)
     kinds = origin_kinds(table[ORIGIN].to_numpy())
     shares = {"classic": cfg.classic_share, "synthetic": cfg.synthetic_share}
-    picked: dict = {"scale": 1.0, "n_val": 0, "schemes": {c: "share" for c in classifiers},
+    fixed = "count" if _count_only(cfg, kinds) else "share"   # select: fixed
+    picked: dict = {"scale": 1.0, "n_val": 0, "schemes": {c: fixed for c in classifiers},
+                    "count_only": fixed == "count",
                     "scores": {}, "per_classifier": {}, "count_accuracy": {}}
     if cfg.select == "val":
         picked = _select_on_val(cfg, table, kinds, shares, schema, paths, classifiers, seed, dev,
@@ -354,7 +359,8 @@ def augment_report_md(m: dict, classifiers: list[str]) -> str:
             lines += ["", f"The classifiers below fitted on a stratified {fit['real']} of the "
                           f"{m['n_real']} real rows and the added rows made from them, "
                           f"{fit['all']} rows in all (evaluate.max_real_rows)."]
-        lines += ["", f"Shares chosen on {mix['n_val']} validation rows (mean accuracy of "
+        lines += ["", f"{'Weights' if mix.get('count_only') else 'Shares'} chosen on "
+                      f"{mix['n_val']} validation rows (mean accuracy of "
                       f"{', '.join(classifiers)}; the test split is never read here):", "",
                   ("| added rows (0: real alone, 1: the count weights) | mean | "
                    if mix.get("count_only") else "| scale of the shares | mean | ")
