@@ -74,7 +74,7 @@ def _interleave(x, y):
     return x[idx], y[idx]
 
 
-def _sets(paths, scheme: dict, seed: int, only: set[str], n_full: float):
+def _sets(paths, scheme: dict, seed: int, only: set[str], n_full: float, classic):
     from augflow.checkpoints import load_cvae
     from augflow.data.schema import read_schema
     from augflow.data.transforms import classic_transform
@@ -93,7 +93,7 @@ def _sets(paths, scheme: dict, seed: int, only: set[str], n_full: float):
     full = int(round(n_full))
     A = {int(c): int((ya == c).sum() - (yr == c).sum()) or full for c in np.unique(yr)}
     xg, yg = data["generated"]
-    xc, yc, _ = classic_variants(xr, yr, A, shape, seed)
+    xc, yc, _ = classic_variants(xr, yr, A, shape, seed, classic)
     rng = np.random.default_rng(seed + 7)
     model, _, _ = load_cvae(paths.checkpoint)
     model.eval()
@@ -111,10 +111,10 @@ def _sets(paths, scheme: dict, seed: int, only: set[str], n_full: float):
     xv, yv = np.vstack([v[0] for v in vae]), np.concatenate([v[1] for v in vae])
     unkept = [c for c in need if not (yk == c).any()]
     pools["vae"] = (xv, yv)
-    pools["vaec"] = (classic_transform(xv, shape, _classic(), rng), yv)
+    pools["vaec"] = (classic_transform(xv, shape, classic, rng), yv)
     xi, yi = interpolations(model, xr, yr, need, rng)
     pools["interp"] = (xi, yi)
-    pools["interpc"] = (classic_transform(xi, shape, _classic(), rng), yi)
+    pools["interpc"] = (classic_transform(xi, shape, classic, rng), yi)
     half = {c: n // 2 for c, n in need.items()}   # mix: the first halves of vae and interp
     xv1, yv1 = _take(*pools["vae"], half)
     xi1, yi1 = _take(xi, yi, half)
@@ -130,11 +130,6 @@ def _sets(paths, scheme: dict, seed: int, only: set[str], n_full: float):
         x2, y2 = _take(*pools[kind], n_add)
         out[v] = (np.vstack([xr, x1, x2]), np.concatenate([yr, y1, y2]), None)
     return out, data, xt, yt, shape, A, unkept
-
-
-def _classic():
-    from augflow.config import load_config
-    return load_config(Path(__file__).resolve().parents[1] / "params.yaml").classic
 
 
 def main() -> int:
@@ -165,7 +160,7 @@ def main() -> int:
             mix = _chain(cfg, paths, 1000 * (d + 1) + cfg.seed, clfs)["mix"]
             sets, data, xt, yt, shape, A, unkept = _sets(
                 paths, mix["scheme"], 1000 * d + 11, only,
-                cfg.generate.n_per_class * (1 + cfg.augment.classic_per_kept))
+                cfg.generate.n_per_class * (1 + cfg.augment.classic_per_kept), cfg.classic)
         t1 = time.time()
         for clf in clfs:
             for name, (x, y, w) in sets.items():

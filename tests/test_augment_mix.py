@@ -43,6 +43,14 @@ def test_choose_scale_moves_off_the_configured_shares_only_beyond_noise():
     assert choose_scale({0.0: base, 0.5: base, 1.0: worse}) == 0.0   # ties: the smaller scale
 
 
+def _copy_of(paths: Paths, to) -> Paths:
+    """A private copy of a workspace's data/, for a test that rewrites its files."""
+    import shutil
+
+    shutil.copytree(paths.root / "data", to / "data")
+    return Paths(to)
+
+
 def test_classic_rows_take_the_places_of_rejected_samples():
     from augflow.stages.augment import classic_count
 
@@ -61,12 +69,9 @@ def test_classic_rows_take_the_places_of_rejected_samples():
 def test_a_class_the_filter_rejected_still_gets_classic_rows(filtered, tmp_path):
     """On the 28x28 letters at 5 labels per class the filter kept nothing in a draw: the
     augmented set holds classic rows in their place, as many as if every sample passed."""
-    import shutil
-
     from augflow.stages.augment import run_augment
 
-    paths = Paths(tmp_path)
-    shutil.copytree(filtered.root / "data", paths.root / "data")
+    paths = _copy_of(filtered, tmp_path)
     kept = pd.read_parquet(paths.kept)
     kept.iloc[:0].to_parquet(paths.kept, index=False)
     n = CFG.generate.n_per_class
@@ -87,12 +92,11 @@ def test_a_class_the_filter_rejected_still_gets_classic_rows(filtered, tmp_path)
 def test_count_alone_gives_every_classifier_the_count_weights(filtered, tmp_path):
     """augment.schemes [count]: one weighting for every classifier; validation decides only
     between it and nothing added, and says so in the report."""
-    import shutil
-
+    from augflow.data.schema import read_schema, read_xy
+    from augflow.evaluation.classifiers import fit_weighted, make_classifier
     from augflow.stages.augment import run_augment
 
-    paths = Paths(tmp_path)
-    shutil.copytree(filtered.root / "data", paths.root / "data")
+    paths = _copy_of(filtered, tmp_path)
     cfg = AugmentConfig(schemes=["count"], synthetic_row_weight=1.0, classic_per_kept=1.0)
     m = run_augment(cfg, ["logreg", "random_forest"], 0, paths,
                     generated_per_class=CFG.generate.n_per_class)
@@ -105,8 +109,12 @@ def test_count_alone_gives_every_classifier_the_count_weights(filtered, tmp_path
     added = df["origin"] != "real"
     assert (df.loc[added, "sample_weight_count"] == expected).all()
     assert (df.loc[~added, "sample_weight_count"] == 1.0).all()
-    # nothing added: real rows alone, the validation score of scale 0
-    assert mix["val_accuracy_per_classifier"]["logreg"]["0"] <= 1.0
+    # 0 is real rows alone: the added rows (weight 0) are left out of the fit
+    schema = read_schema(paths.schema)
+    xr, yr = read_xy(paths.split("train"), schema)
+    xv, yv = read_xy(paths.split("val"), schema)
+    alone = fit_weighted(make_classifier("logreg", 0), xr, yr).predict(xv) == yv
+    assert mix["val_accuracy_per_classifier"]["logreg"]["0"] == pytest.approx(alone.mean())
     report = paths.augment_report.read_text()
     assert "for every classifier" in report and "added rows (0: real alone" in report
     assert "Weights per classifier" not in report
@@ -184,7 +192,7 @@ def test_augment_writes_weighted_rows_in_the_users_format_without_the_test_split
 
     paths = filtered
     assert not paths.split("test").exists()
-    # both schemes, chosen per classifier (the count-only default has its own test)
+    # both schemes, chosen per classifier (schemes [count] alone has its own test)
     cfg = AugmentConfig(schemes=["share", "count"], classic_per_kept=2.0,
                         synthetic_row_weight=0.25)
     m = run_augment(cfg, ["logreg"], 0, paths)

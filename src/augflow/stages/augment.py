@@ -2,8 +2,9 @@
 source weighs in it.
 
 Rows: the real train rows, classic variants of them (small shifts and rotations; images only)
-and the kept synthetic rows. Classic rows take the places of the samples the filter rejected
-(augment.replace_rejected), so a class gets as many added rows whatever the filter keeps. Columns: the user's feature columns and units, their label column
+and the kept synthetic rows; classic rows take the places of the samples the filter rejected
+(augment.replace_rejected), so a class gets as many added rows whatever the filter keeps.
+Columns: the user's feature columns and units, their label column
 and class names, `origin` (real, classic:<train row>, or the synthetic sample_id that traces back
 to the generator) and `sample_weight`. The weights give each source a share of the real rows'
 total weight (augment.classic_share, augment.synthetic_share) and sum to the number of real rows,
@@ -201,11 +202,13 @@ def fit_subset(table: pd.DataFrame, kept: pd.DataFrame, y: np.ndarray, cap: int 
 def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray,
                    shares: dict[str, float], schema: Schema, paths: Paths,
                    classifiers: list[str], seed: int, device: torch.device | None = None,
-                   max_real_rows: int | None = None, fit_threads: int = 1) -> dict:
+                   max_real_rows: int | None = None, fit_threads: int = 1,
+                   count_only: bool = False) -> dict:
     """augment.select=val: the scale of the shares and each classifier's weighting scheme,
     chosen on validation rows, with the validation accuracies behind the choice. Over
     `max_real_rows` real rows the fits use a subsample (fit_subset); the weights follow the
-    same formula on it."""
+    same formula on it. `count_only` (_count_only, decided on the whole table): every
+    classifier gets the count weights, and only adding them or nothing is tried."""
     xa = schema.encoder.transform(table, "augmented")
     ya = codes_from_names(table[schema.label_column].to_numpy(), schema.class_names,
                           "augmented", schema.label_column)
@@ -214,7 +217,6 @@ def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray,
     if rows is not None:
         xa, ya, kinds = xa[rows], ya[rows], kinds[rows]
     xv, yv = read_xy(paths.split("val"), schema)
-    count_only = _count_only(cfg, kinds)
     if count_only:   # one weighting for every classifier: the count weights or nothing added
         weights = {0.0: count_weights(kinds, cfg.synthetic_row_weight, added=False),
                    1.0: count_weights(kinds, cfg.synthetic_row_weight)}
@@ -238,7 +240,7 @@ def _select_on_val(cfg: AugmentConfig, table: pd.DataFrame, kinds: np.ndarray,
                                  schema.image_shape)["count"]
         schemes = choose_schemes(hits[scale], count_hits)
         count_accuracy = {c: float(h.mean()) for c, h in count_hits.items()}
-    return {"scale": scale, "n_val": int(len(yv)), "schemes": schemes, "count_only": count_only,
+    return {"scale": scale, "n_val": int(len(yv)), "schemes": schemes,
             "scores": {k: float(c.mean()) for k, c in correct.items()},
             "per_classifier": {name: {f"{k:g}": float(h[name].mean()) for k, h in hits.items()}
                                for name in classifiers},
@@ -280,13 +282,13 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
     table = _unweighted_table(cfg, schema, paths, seed, classic, generated_per_class)
     kinds = origin_kinds(table[ORIGIN].to_numpy())
     shares = {"classic": cfg.classic_share, "synthetic": cfg.synthetic_share}
-    fixed = "count" if _count_only(cfg, kinds) else "share"   # select: fixed
+    count_only = _count_only(cfg, kinds)
+    fixed = "count" if count_only else "share"   # select: fixed
     picked: dict = {"scale": 1.0, "n_val": 0, "schemes": {c: fixed for c in classifiers},
-                    "count_only": fixed == "count",
                     "scores": {}, "per_classifier": {}, "count_accuracy": {}}
     if cfg.select == "val":
         picked = _select_on_val(cfg, table, kinds, shares, schema, paths, classifiers, seed, dev,
-                                max_real_rows, fit_threads)
+                                max_real_rows, fit_threads, count_only)
     scale = picked["scale"]
     chosen = {s: v * scale for s, v in shares.items()}
     weights = {"share": mix_weights(kinds, chosen)}
@@ -309,7 +311,7 @@ def run_augment(cfg: AugmentConfig, classifiers: list[str], seed: int, paths: Pa
                  "val_accuracy_count": picked["count_accuracy"],
                  "n_val": picked["n_val"], "added": bool(added),
                  **val_verdict(picked, classifiers, scale),
-                 "scheme": picked["schemes"], "count_only": bool(picked.get("count_only")),
+                 "scheme": picked["schemes"], "count_only": count_only,
                  "row_weights": row_weights,
                  "synthetic_row_weight": cfg.synthetic_row_weight}
     if "fit_rows" in picked:
