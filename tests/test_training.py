@@ -130,7 +130,7 @@ def test_a_step_budget_resumes_to_the_same_weights():
 
 
 def test_copies_fill_one_epoch_and_no_more():
-    from augflow.stages.train import copies_for
+    from augflow.data.copies import copies_for
 
     assert copies_for(10, 1221, 16384) == 10     # digits: 13,431 rows an epoch, as before
     assert copies_for(10, 6800, 16384) == 2      # 10k images: 20,400 rows
@@ -211,3 +211,24 @@ def test_class_latents_fit_on_at_most_max_per_class_rows_per_class():
     assert not torch.equal(a["mean"], full["mean"])
     # the subset's mean is the mean of 20 of the class's codes: close to the full one
     assert (a["mean"] - full["mean"]).abs().max() < 0.5
+
+
+def test_patience_in_steps_keeps_a_tiny_fit_going_past_a_few_stale_epochs():
+    """At 5 labels per class an epoch is one step: 15 epochs of patience stopped the extractor
+    within a few dozen steps. patience_steps makes the fit wait that many steps past its best."""
+    from augflow.models.classifier import MLPClassifier, classification_loss
+
+    x, y = map(torch.from_numpy, _data(n=30, d=8, k=3))
+    y_val = (y + 1) % 3          # validation disagrees with train: its loss soon only grows
+    runs = {}
+    for steps in (0, 20):
+        torch.manual_seed(0)
+        model = MLPClassifier(8, 3, (16,))
+        runs[steps] = fit(model, classification_loss, (x, y), (x, y_val),
+                          FitSettings(lr=1e-2, batch_size=64, max_epochs=500, patience=3,
+                                      patience_steps=steps, seed=0))
+    for steps, res in runs.items():
+        assert res.steps == res.epochs_run               # one step an epoch
+        assert res.epochs_run < 500                       # patience ended it, not the cap
+        # it stops the first epoch both rules allow: 3 stale epochs and `steps` stale steps
+        assert res.epochs_run - res.best_epoch == max(3, steps)

@@ -39,7 +39,7 @@ def _generate(cfg: Config, p: Paths) -> dict:
 
 def _filter(cfg: Config, p: Paths) -> dict:
     from augflow.stages.filter import run_filter
-    return run_filter(cfg.filter, cfg.extractor, cfg.seed, p, cfg.device)
+    return run_filter(cfg.filter, cfg.extractor, cfg.seed, p, cfg.device, cfg.classic)
 
 
 def _augment(cfg: Config, p: Paths) -> dict:

@@ -185,6 +185,12 @@ class ExtractorConfig(_Strict):
     batch_size: int = Field(64, ge=1)
     max_epochs: int = Field(200, ge=1)
     patience: int = Field(15, ge=1)
+    # ... and at least this many steps since the best epoch: at 5 labels per class an epoch is
+    # one step, and 15 steps left the extractor at chance on the letters (README)
+    patience_steps: int = Field(1000, ge=0)
+    # images: the extractor also trains on this many classic copies of each real train row (the
+    # `classic` recipe, as vae.train_copies); a classifier of 50 images is a poor judge of samples
+    train_copies: int = Field(10, ge=0)
     weight_decay: float = Field(1e-4, ge=0)
     # auto: a small CNN for images of 28x28 and larger, else an MLP
     arch: Literal["auto", "mlp", "cnn"] = "auto"

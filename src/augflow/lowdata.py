@@ -56,7 +56,7 @@ def _chain(cfg: Config, paths: Paths, subset_seed: int, classifiers: list[str]) 
     run_prepare(cfg.data, cfg.seed, paths, subset_seed=subset_seed)
     run_train(cfg.vae, cfg.seed, paths, cfg.device, cfg.classic)
     run_generate(cfg.generate, cfg.seed, paths, cfg.device, cfg.classic)
-    run_filter(cfg.filter, cfg.extractor, cfg.seed, paths, cfg.device)
+    run_filter(cfg.filter, cfg.extractor, cfg.seed, paths, cfg.device, cfg.classic)
     return run_augment(cfg.augment, classifiers, cfg.seed, paths, cfg.device,
                        cfg.evaluate.max_real_rows, cfg.evaluate.fit_threads, cfg.classic,
                        cfg.generate.n_per_class)

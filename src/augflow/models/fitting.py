@@ -72,6 +72,11 @@ class FitSettings:
     # validation scores at most this many rows, a fixed random subset drawn once (None: all);
     # smaller validation sets are scored whole, as before
     val_rows: int | None = None
+    # ... and at least this many optimizer steps since the best epoch (0: epochs alone). On a
+    # tiny set an epoch is one step, so 15 epochs of patience are 15 steps: the extractor at 5
+    # labels per class stopped while its validation loss was still on the plateau of the first
+    # few dozen steps, at chance (README, Feature extractor)
+    patience_steps: int = 0
     # this process's place in a torch.distributed group (rank 0 of 1: no group)
     rank: int = 0
     world: int = 1
@@ -88,6 +93,7 @@ class _Progress:
     history: list[dict[str, float]] = field(default_factory=list)
     last_epoch: int = 0
     steps: int = 0
+    best_steps: int = 0       # steps taken at the best epoch
 
 
 def _restore(resume: dict, model: nn.Module, opt: torch.optim.Optimizer,
@@ -97,7 +103,8 @@ def _restore(resume: dict, model: nn.Module, opt: torch.optim.Optimizer,
     gen.set_state(resume["gen_state"])
     torch.set_rng_state(resume["torch_rng"])
     return _Progress(resume["best_state"], resume["best_loss"], resume["best_epoch"],
-                     resume["stale"], resume["history"], resume["epoch"], resume["steps"])
+                     resume["stale"], resume["history"], resume["epoch"], resume["steps"],
+                     resume.get("best_steps", 0))
 
 
 def _train_epoch(model: nn.Module, loss_fn: LossFn, opt: torch.optim.Optimizer, x: torch.Tensor,
@@ -165,7 +172,7 @@ def _epoch(model: nn.Module, net: nn.Module, loss_fn: LossFn, opt: torch.optim.O
     pr.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                        **{f"val_{k}": v for k, v in parts.items()}})
     if val_loss < pr.best_loss - 1e-6:
-        pr.best_loss, pr.best_epoch, pr.stale = val_loss, epoch, 0
+        pr.best_loss, pr.best_epoch, pr.stale, pr.best_steps = val_loss, epoch, 0, pr.steps
         # kept on the CPU: a device's memory holds one copy of the weights, and a resume
         # state (which carries it) reads back on any machine
         pr.best_state = copy.deepcopy(state_on_cpu(model.state_dict()))
@@ -214,7 +221,9 @@ def fit(model: nn.Module, loss_fn: LossFn, train: tuple[torch.Tensor, torch.Tens
     with (Progress(f"{st.name} epochs", st.max_epochs, done=pr.last_epoch, logger=log)
           if st.rank == 0 else contextlib.nullcontext()) as bar:
         for epoch in range(pr.last_epoch + 1, st.max_epochs + 1):
-            if pr.stale >= st.patience or (st.max_steps is not None and pr.steps >= st.max_steps):
+            patience_out = (pr.stale >= st.patience
+                            and pr.steps - pr.best_steps >= st.patience_steps)
+            if patience_out or (st.max_steps is not None and pr.steps >= st.max_steps):
                 break
             _epoch(model, net, loss_fn, opt, (x_train, y_train), (x_val, y_val), gen, st, epoch,
                    pr)
@@ -239,7 +248,7 @@ def _emit_state(on_state: Callable[[dict], None] | None, st: FitSettings, epoch:
     state = {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
              "best_state": pr.best_state, "best_loss": pr.best_loss,
              "best_epoch": pr.best_epoch, "stale": pr.stale, "history": pr.history,
-             "steps": pr.steps, "gen_state": gen.get_state(), "torch_rng": torch.get_rng_state()}
+             "steps": pr.steps, "best_steps": pr.best_steps, "gen_state": gen.get_state(), "torch_rng": torch.get_rng_state()}
     if st.world > 1:
         ranks: list = [None] * st.world
         dist.all_gather_object(ranks, torch.get_rng_state())

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from augflow.config import ExtractorConfig, FilterConfig
+from augflow.config import ClassicConfig, ExtractorConfig, FilterConfig
 from augflow.checkpoints import load_cvae, save_extractor
+from augflow.data.copies import copies_for, with_classic_copies
 from augflow.data.schema import read_schema, read_xy
 from augflow.device import resolve_device
 from augflow.data.table import LABEL, SAMPLE_ID
@@ -20,11 +21,12 @@ from augflow.data.synthetic import read_synthetic
 
 
 def run_filter(cfg: FilterConfig, ext_cfg: ExtractorConfig, seed: int, paths: Paths,
-               device: str = "auto") -> dict:
-    """Fit the feature extractor on real train rows, score each synthetic sample, keep those
-    inside thresholds set on real validation rows and the per-class FID gate, and report
-    set-level fidelity of generated, kept and validation rows against train. `device`
-    (params.yaml's): where the extractor trains and embeds and the VAE reconstructs."""
+               device: str = "auto", classic: ClassicConfig = ClassicConfig()) -> dict:
+    """Fit the feature extractor on real train rows (images: and extractor.train_copies classic
+    copies of each, the `classic` recipe), score each synthetic sample, keep those inside
+    thresholds set on real validation rows and the per-class FID gate, and report set-level
+    fidelity of generated, kept and validation rows against real train. `device` (params.yaml's):
+    where the extractor trains and embeds and the VAE reconstructs."""
     from augflow.plots import score_histograms_png
 
     dev = resolve_device(device)
@@ -35,7 +37,10 @@ def run_filter(cfg: FilterConfig, ext_cfg: ExtractorConfig, seed: int, paths: Pa
 
     vae, _, _ = load_cvae(paths.checkpoint)
     vae.to(dev)
-    extractor, ext_fit = fit_extractor(xtr, ytr, xva, yva, schema.n_classes, ext_cfg, seed,
+    # the copies only teach the extractor; every score and radius below is against real rows
+    copies = copies_for(ext_cfg.train_copies, len(xtr), ext_cfg.epoch_rows)
+    xfit, yfit = with_classic_copies(xtr, ytr, copies, schema.image_shape, seed, classic)
+    extractor, ext_fit = fit_extractor(xfit, yfit, xva, yva, schema.n_classes, ext_cfg, seed,
                                        schema.image_shape, dev)
     save_extractor(paths.extractor, extractor)
     ref = build_reference(xtr, ytr, extractor, cfg.knn_k, cfg.chunk_rows, progress="filter: train radii")
@@ -73,6 +78,8 @@ def run_filter(cfg: FilterConfig, ext_cfg: ExtractorConfig, seed: int, paths: Pa
     metrics = filter_metrics(table, thresholds, fidelity, gate,
                              ext_fit.history[ext_fit.best_epoch - 1])
     metrics["extractor_arch"] = extractor.hparams().get("arch", "mlp")
+    metrics["extractor_train_copies"] = copies if schema.image_shape else 0
+    metrics["extractor_steps"] = ext_fit.steps
     write_bytes(paths.filter_report, filter_report_md(metrics, fidelity).encode())
     return metrics
 

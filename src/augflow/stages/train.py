@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io as _io
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch
 
 from augflow.config import ClassicConfig, VAEConfig
 from augflow.checkpoints import save_cvae
+from augflow.data.copies import copies_for, with_classic_copies
 from augflow.data.schema import read_schema, read_xy
 from augflow.device import resolve_device
 from augflow.errors import AugflowError
@@ -41,29 +41,6 @@ def _load_resume(path, fingerprint: str) -> dict | None:
     except Exception:          # a state from a crash mid-write is ignored, never trusted
         return None
     return state if state.get("fingerprint") == fingerprint else None
-
-
-def with_classic_copies(x: np.ndarray, y: np.ndarray, copies: int, image_shape,
-                        seed: int, classic: ClassicConfig = ClassicConfig()
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Images: the real rows plus `copies` classic copies of each (params.yaml's `classic`
-    transforms, the same that make the classic arm), what the VAE trains on. Tables (no image shape) or copies=0: the real rows as they are."""
-    if not image_shape or copies == 0 or len(x) == 0:
-        return x, y
-    from augflow.evaluation.arms import classic_rows
-
-    extra = {int(c): copies * int((y == c).sum()) for c in np.unique(y)}
-    return classic_rows(x, y, extra, tuple(image_shape), seed, classic)
-
-
-def copies_for(copies: int, n_rows: int, epoch_rows: int | None) -> int:
-    """How many classic copies of each real row the VAE trains on: `copies` (vae.train_copies),
-    but no more than it takes to fill one epoch of `epoch_rows`. The copies stand in for rows a
-    small set lacks; a large set has them, and 10 copies of 47,600 28x28 images would be 1.6 GB
-    of float32 rows that no epoch of 16384 ever reaches."""
-    if epoch_rows is None or n_rows == 0:
-        return copies
-    return min(copies, max(0, math.ceil(epoch_rows / n_rows) - 1))
 
 
 @dataclass(frozen=True)
