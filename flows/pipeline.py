@@ -367,13 +367,26 @@ def augflow_pipeline(root: str = ".", force: bool = False, wait_for_lock_s: floa
         create_table_artifact([{"criterion": k, "rejected": v} for k, v in filt["rejected"].items()],
                               key="augflow-filter-rejections",
                               description="synthetic samples rejected, by first failing criterion")
-    # the run's final state carries the answer, so the flow-run page says it beside "Completed"
+    # the run's final state carries the answer, and so do its tags: Prefect's flow-run page
+    # shows the tags beside the run's name (the state message only under Details)
     ev = next((r["metrics"] for r in results if r["stage"] == "evaluate"), {})
     said = short_answer(ev.get("classifiers", {}))
     if said:
         promoted = "promoted" if ev["promotion"]["promote"] else "not promoted"
+        _tag_flow_run(said.split(", ") + [promoted])
         return Completed(message=f"{said}; {promoted}", data=results)
     return results
+
+
+def _tag_flow_run(tags: list[str]) -> None:
+    """Add `tags` to this flow run's own (a deployment's tags stay)."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run.id)
+        client.update_flow_run(run.id, tags=list(run.tags) + [t for t in tags
+                                                              if t not in run.tags])
 
 
 def main() -> None:

@@ -267,6 +267,13 @@ def test_a_moved_checkout_keeps_its_mlflow_artifacts_and_reused_stages_keep_no_o
     assert lines[0].startswith("- **logreg**: augmented") and "best baseline" in lines[0]
     assert any("romoted" in line for line in lines[:4])
     assert "- logreg: 0." in note and "Reused by DVC" in note and "|" not in note
+    # the answer as tags too (above the fold on the run page): the paired CI, then the verdict
+    ev = json.loads((moved / "metrics/evaluate.json").read_text())["classifiers"]["logreg"]
+    g = ev["gain"]["accuracy"]
+    assert second.data.tags["vs_real.logreg"] == (
+        f"{g['mean']:+.3f} [{g['ci_low']:+.3f},{g['ci_high']:+.3f}] {ev['verdict']['vs_real']}")
+    assert (ev["best_baseline"] == "real"
+            or second.data.tags["vs_best.logreg"].endswith(ev["verdict"]["vs_best_baseline"]))
     assert all("duration_s" not in c.data.metrics for c in children)
     assert second.info.artifact_uri.startswith((moved / "mlflow/artifacts").as_uri())
     # the same VAE tracked again: no second model version, the parent names the first
@@ -302,10 +309,14 @@ def test_prefect_recorded_the_run_and_its_report_artifacts(pipeline_ws):
                   if r.info.run_name.endswith("pipeline"))
     run_id = parent.data.tags["prefect_flow_run_id"]
     with get_client(sync_client=True) as client:
-        final = client.read_flow_run(run_id).state
+        run = client.read_flow_run(run_id)
+        final = run.state
         # the flow-run page says the answer beside "Completed": its final state's message
         assert final.is_completed() and " beat real" in final.message, final.message
         assert final.message.endswith(("; not promoted", "; promoted"))
+        # ... and the run's tags, drawn beside its name: the message's parts, one tag each
+        said, promoted = final.message.split("; ")
+        assert set(said.split(", ") + [promoted]) <= set(run.tags), run.tags
         keys = ["augflow-run-summary", "augflow-filter-report", "augflow-evaluation-report",
                 "augflow-validation-summary", "augflow-filter-rejections",
                 "augflow-augment-report"]

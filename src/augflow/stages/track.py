@@ -17,7 +17,7 @@ from augflow.config import Config
 from augflow.data.augmented import mix_summary
 from augflow.errors import AugflowError
 from augflow.evaluation.verdict import (HOW_TO_READ, promotion_said, run_title, short_answer,
-                                       verdict_bullets)
+                                       verdict_bullets, verdict_tags)
 from augflow.io import read_json, write_json
 from augflow.paths import STAGES as STAGE_NAMES
 from augflow.paths import Paths
@@ -450,8 +450,9 @@ def _log_summary(mlflow, paths: Paths, evaluation: dict, mix: dict | None) -> No
     vs_best = {k: {"accuracy": r["gain_vs"][r["best_baseline"]]["accuracy"]}
                for k, r in evaluation["classifiers"].items() if "gain_vs" in r}
     mlflow.log_metrics(flatten(vs_best, "gain_vs_best."))
-    mlflow.set_tags({f"best_baseline.{k}": r["best_baseline"]
-                     for k, r in evaluation["classifiers"].items() if "best_baseline" in r})
+    mlflow.set_tags({**verdict_tags(evaluation["classifiers"]),
+                     **{f"best_baseline.{k}": r["best_baseline"]
+                        for k, r in evaluation["classifiers"].items() if "best_baseline" in r}})
     # The headline a reviewer scans in the runs table: what the filter kept, how close the
     # kept set is to the real one, and the promotion decision (gains and mix beside them).
     if paths.metrics("filter").is_file():
