@@ -94,3 +94,5 @@ def test_filter_never_reads_the_test_split(trained):
     assert not trained.split("test").exists()
     metrics = run_filter(CFG.filter, CFG.extractor, CFG.seed, trained)
     assert metrics["n_generated"] > 0
+    # digits are images: the extractor also learned from classic copies of the train rows
+    assert metrics["extractor_train_copies"] == CFG.extractor.train_copies > 0

@@ -75,7 +75,7 @@ class FitSettings:
     # ... and at least this many optimizer steps since the best epoch (0: epochs alone). On a
     # tiny set an epoch is one step, so 15 epochs of patience are 15 steps: the extractor at 5
     # labels per class stopped while its validation loss was still on the plateau of the first
-    # few dozen steps, at chance (README, Feature extractor)
+    # few dozen steps, at chance (README, Configuration: extractor)
     patience_steps: int = 0
     # this process's place in a torch.distributed group (rank 0 of 1: no group)
     rank: int = 0
@@ -248,7 +248,8 @@ def _emit_state(on_state: Callable[[dict], None] | None, st: FitSettings, epoch:
     state = {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
              "best_state": pr.best_state, "best_loss": pr.best_loss,
              "best_epoch": pr.best_epoch, "stale": pr.stale, "history": pr.history,
-             "steps": pr.steps, "best_steps": pr.best_steps, "gen_state": gen.get_state(), "torch_rng": torch.get_rng_state()}
+             "steps": pr.steps, "best_steps": pr.best_steps, "gen_state": gen.get_state(),
+             "torch_rng": torch.get_rng_state()}
     if st.world > 1:
         ranks: list = [None] * st.world
         dist.all_gather_object(ranks, torch.get_rng_state())

@@ -28,7 +28,8 @@ def fit_extractor(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.nda
     torch.manual_seed(seed)
     model = make_extractor(cfg, x.shape[1], n_classes, image_shape)
     settings = FitSettings(lr=cfg.lr, batch_size=cfg.batch_size, max_epochs=cfg.max_epochs,
-                           patience=cfg.patience, patience_steps=cfg.patience_steps, seed=seed, weight_decay=cfg.weight_decay,
+                           patience=cfg.patience, patience_steps=cfg.patience_steps,
+                           seed=seed, weight_decay=cfg.weight_decay,
                            name="extractor", device=device, epoch_rows=cfg.epoch_rows,
                            max_steps=step_budget(cfg.max_steps, pick_arch(
                                cfg.arch, image_shape, "cnn", "extractor.arch"), "cnn"),
