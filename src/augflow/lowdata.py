@@ -44,9 +44,9 @@ def draw_workspace(raw: Path, prefix: str = "augflow-lowdata-", keep: bool = Fal
 
 
 def _chain(cfg: Config, paths: Paths, subset_seed: int, classifiers: list[str]) -> dict:
-    """Every stage up to augment on a fresh labelled subset; returns augment's metrics. The mix
-    is chosen on validation for `classifiers`, the ones this curve scores (as evaluate's own
-    list does in the pipeline)."""
+    """Every stage up to augment on a fresh labelled subset; returns augment's metrics, plus the
+    filter's `kept_fraction`. The mix is chosen on validation for `classifiers`, the ones this
+    curve scores (as evaluate's own list does in the pipeline)."""
     from augflow.stages.augment import run_augment
     from augflow.stages.filter import run_filter
     from augflow.stages.generate import run_generate
@@ -56,10 +56,12 @@ def _chain(cfg: Config, paths: Paths, subset_seed: int, classifiers: list[str]) 
     run_prepare(cfg.data, cfg.seed, paths, subset_seed=subset_seed)
     run_train(cfg.vae, cfg.seed, paths, cfg.device, cfg.classic)
     run_generate(cfg.generate, cfg.seed, paths, cfg.device, cfg.classic)
-    run_filter(cfg.filter, cfg.extractor, cfg.seed, paths, cfg.device, cfg.classic)
-    return run_augment(cfg.augment, classifiers, cfg.seed, paths, cfg.device,
-                       cfg.evaluate.max_real_rows, cfg.evaluate.fit_threads, cfg.classic,
-                       cfg.generate.n_per_class)
+    kept = run_filter(cfg.filter, cfg.extractor, cfg.seed, paths, cfg.device,
+                      cfg.classic)["kept_fraction"]
+    return {**run_augment(cfg.augment, classifiers, cfg.seed, paths, cfg.device,
+                          cfg.evaluate.max_real_rows, cfg.evaluate.fit_threads, cfg.classic,
+                          cfg.generate.n_per_class),
+            "kept_fraction": kept}
 
 
 def _arm_data(paths: Paths, scheme: dict[str, str]
@@ -82,11 +84,13 @@ def _run_level(cfg: Config, level: int | None, n_draws: int, n_seeds: int,
     level_cfg = cfg.model_copy(update={"data": data_cfg})
     preds: dict[str, dict[str, list]] = {c: {a: [] for a in arms} for c in classifiers}
     y_test = None
-    scales, count = [], []
+    scales, count, kept = [], [], []
     for d in range(n_draws):
         bar.update(0, info=f"labels_per_class={level} draw {d + 1}/{n_draws}")
         with draw_workspace(source_root / "data" / "raw") as paths:
-            mix = _chain(level_cfg, paths, 1000 * (d + 1) + cfg.seed, classifiers)["mix"]
+            chained = _chain(level_cfg, paths, 1000 * (d + 1) + cfg.seed, classifiers)
+            mix = chained["mix"]
+            kept.append(round(chained["kept_fraction"], 4))
             scales.append(mix["scale"])
             count.append(sorted(c for c, m in mix["scheme"].items() if m == "count"))
             data, x_test, y_test, shape = _arm_data(paths, mix["scheme"])
@@ -100,6 +104,9 @@ def _run_level(cfg: Config, level: int | None, n_draws: int, n_seeds: int,
     result["levels"].append(key)
     result["mix_scale"][key] = scales
     result["count_scheme"][key] = count
+    # how much of the VAE's output the filter kept, per draw: 0 on the letters' first draw
+    # once made that draw's augmented set the real rows alone (README)
+    result["kept_fraction"][key] = kept
     # set by every draw (n_draws=0 would fail at np.vstack below in any case)
     assert y_test is not None
     classes = np.unique(y_test)
@@ -134,7 +141,7 @@ def run_lowdata(cfg: Config, levels: list[int | None], n_draws: int, n_seeds: in
     from augflow.plots import lowdata_png
 
     result: dict = {"levels": [], "n_draws": n_draws, "n_seeds": n_seeds, "classifiers": {},
-                    "mix_scale": {}, "count_scheme": {}}
+                    "mix_scale": {}, "count_scheme": {}, "kept_fraction": {}}
     device = resolve_device(cfg.device)
     # one step per (level, draw): each is a whole chain of stages, minutes on the defaults
     with Progress("lowdata", len(levels) * n_draws, logger=log) as bar:
@@ -159,7 +166,10 @@ def lowdata_markdown(result: dict) -> str:
              "chosen on validation, per draw: " +
              "; ".join(f"{k}/class: " + ", ".join("+".join(d) or "none" for d in s)
                        for k, s in result.get("count_scheme", {}).items())
-             + ".", ""]
+             + "." + (" Share of the VAE's samples the filter kept, per draw: " +
+                      "; ".join(f"{k}/class: {', '.join(f'{v:.2f}' for v in s)}"
+                                for k, s in result["kept_fraction"].items()) + "."
+                      if result.get("kept_fraction") else ""), ""]
     ci = lambda g: f"{g['mean']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}]"
     for clf, per_level in result["classifiers"].items():
         arms = list(next(iter(per_level.values()))["arms"])
