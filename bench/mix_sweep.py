@@ -126,7 +126,7 @@ def main() -> int:
         preds: dict[str, dict[str, list]] = {}
         for d in range(args.draws):
             with draw_workspace(raw, "augflow-sweep-draw-", keep=True) as paths:
-                _chain(lcfg, paths, 1000 * (d + 1) + cfg.seed)
+                _chain(lcfg, paths, 1000 * (d + 1) + cfg.seed, list(cfg.evaluate.classifiers))
                 arms, xt, yt = _draw_arms(paths, shares, norms)
             for name, (x, y, w) in arms.items():
                 for clf in CLASSIFIERS:

@@ -79,7 +79,7 @@ def main() -> int:
     yt = None
     for d in range(args.draws):
         with draw_workspace(raw, "augflow-schemes-draw-") as paths:
-            _chain(cfg, paths, 1000 * (d + 1) + cfg.seed)
+            _chain(cfg, paths, 1000 * (d + 1) + cfg.seed, args.classifiers.split(","))
             sets, xt, yt = _weightings(paths)
         for name, (x, y, w) in sets.items():
             for clf in args.classifiers.split(","):
