@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import _common  # noqa: F401  (thread environment before numpy)
 import numpy as np
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-REPO = Path(__file__).resolve().parents[1]
 
 ARMS = {"recipe": {}, "border nearest": {"border": "nearest"},
         "border reflect": {"border": "reflect"}, "no elastic": {"elastic": 0.0},
@@ -29,13 +26,11 @@ ARMS = {"recipe": {}, "border nearest": {"border": "nearest"},
 
 
 def main() -> int:
-    from extractor_strength import fresh_pool
-    from lowdata_sets import write_glyphs, write_shapes
+    from extractor_strength import image_set
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import SVC
 
-    from augflow.config import load_config
     from augflow.data.schema import read_schema, read_xy
     from augflow.evaluation.arms import classic_rows
     from augflow.lowdata import draw_workspace
@@ -49,15 +44,7 @@ def main() -> int:
     ap.add_argument("--pool", type=int, default=100, help="fresh images per class")
     args = ap.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="augflow-ablation-"))
-    sub = {"glyphs28": "glyphs", "shapes32": "shapes"}[args.set]
-    (write_glyphs if args.set == "glyphs28" else write_shapes)(root / "raw" / sub, 300)
-    xp, yp = fresh_pool(args.set, args.pool, seed=999)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["data"].update(source="image_folder", path=f"data/raw/{sub}",
-                          labels_per_class=args.level)
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    cfg = load_config(root / "params.yaml")
+    cfg, root, (xp, yp) = image_set(args.set, args.level, args.pool)
     clfs = {"logreg": lambda: LogisticRegression(max_iter=2000), "svm_rbf": lambda: SVC(),
             "random_forest": lambda: RandomForestClassifier(300, random_state=0)}
     acc: dict[tuple[str, str], list[float]] = {}

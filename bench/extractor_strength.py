@@ -42,10 +42,24 @@ def fresh_pool(which: str, per_class: int, seed: int) -> tuple[np.ndarray, np.nd
     return x, np.array([p[0] for p in pairs])
 
 
-def main() -> int:
+def image_set(which: str, level: int, pool: int):
+    """The set written to a temp folder as PNGs, a config reading it at `level` labels per
+    class (the repo's params.yaml otherwise) and a fresh pool of `pool` images per class:
+    (config, the folder holding raw/, (x_pool, y_pool))."""
     from lowdata_sets import write_glyphs, write_shapes
 
     from augflow.config import load_config
+
+    root = Path(tempfile.mkdtemp(prefix=f"augflow-{which}-"))
+    sub = {"glyphs28": "glyphs", "shapes32": "shapes"}[which]
+    (write_glyphs if which == "glyphs28" else write_shapes)(root / "raw" / sub, 300)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"].update(source="image_folder", path=f"data/raw/{sub}", labels_per_class=level)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return load_config(root / "params.yaml"), root, fresh_pool(which, pool, seed=999)
+
+
+def main() -> int:
     from augflow.data.copies import copies_for, with_classic_copies
     from augflow.data.schema import read_schema, read_xy
     from augflow.lowdata import draw_workspace
@@ -59,16 +73,8 @@ def main() -> int:
     ap.add_argument("--pool", type=int, default=60, help="fresh images per class")
     args = ap.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="augflow-extractor-"))
+    cfg, root, (xp, yp) = image_set(args.set, args.level, args.pool)
     raw = root / "raw"
-    sub = {"glyphs28": "glyphs", "shapes32": "shapes"}[args.set]
-    (write_glyphs if args.set == "glyphs28" else write_shapes)(raw / sub, 300)
-    xp, yp = fresh_pool(args.set, args.pool, seed=999)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["data"].update(source="image_folder", path=f"data/raw/{sub}",
-                          labels_per_class=args.level)
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    cfg = load_config(root / "params.yaml")
     ext = cfg.extractor
     variants = {"no copies, patience in epochs": (0, 0),
                 f"no copies, + {ext.patience_steps} steps": (0, ext.patience_steps),
