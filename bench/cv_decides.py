@@ -21,25 +21,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import _common  # noqa: F401  (thread environment before numpy)
 import numpy as np
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
-    from extractor_strength import fresh_pool
-    from lowdata_sets import write_glyphs, write_shapes
+    from extractor_strength import image_set
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import SVC
 
-    from augflow.config import load_config
     from augflow.data.schema import read_schema, read_xy
     from augflow.evaluation.arms import classic_rows
     from augflow.lowdata import draw_workspace
@@ -52,17 +47,9 @@ def main() -> int:
     ap.add_argument("--extra", type=int, default=300, help="classic rows added per class")
     args = ap.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="augflow-cv-"))
-    (root / "raw").mkdir()
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["data"]["labels_per_class"] = args.level
-    if args.set != "digits":
-        sub = {"glyphs28": "glyphs", "shapes32": "shapes"}[args.set]
-        (write_glyphs if args.set == "glyphs28" else write_shapes)(root / "raw" / sub, 300)
-        params["data"].update(source="image_folder", path=f"data/raw/{sub}")
-        xp, yp = fresh_pool(args.set, 60, seed=999)
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    cfg = load_config(root / "params.yaml")
+    cfg, root, pool = image_set(args.set, args.level, 60)
+    if pool is not None:
+        xp, yp = pool
     clfs = {"logreg": lambda: LogisticRegression(max_iter=2000), "svm_rbf": lambda: SVC(),
             "random_forest": lambda: RandomForestClassifier(200, random_state=0)}
     rows: dict[str, list[tuple[float, float, float]]] = {c: [] for c in clfs}

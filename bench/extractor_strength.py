@@ -45,18 +45,23 @@ def fresh_pool(which: str, per_class: int, seed: int) -> tuple[np.ndarray, np.nd
 def image_set(which: str, level: int, pool: int):
     """The set written to a temp folder as PNGs, a config reading it at `level` labels per
     class (the repo's params.yaml otherwise) and a fresh pool of `pool` images per class:
-    (config, the folder holding raw/, (x_pool, y_pool))."""
+    (config, the folder holding raw/, (x_pool, y_pool)). digits: the shipped set as
+    params.yaml has it, and no pool (its generator is not ours)."""
     from lowdata_sets import write_glyphs, write_shapes
 
     from augflow.config import load_config
 
     root = Path(tempfile.mkdtemp(prefix=f"augflow-{which}-"))
-    sub = {"glyphs28": "glyphs", "shapes32": "shapes"}[which]
-    (write_glyphs if which == "glyphs28" else write_shapes)(root / "raw" / sub, 300)
+    (root / "raw").mkdir()
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["data"].update(source="image_folder", path=f"data/raw/{sub}", labels_per_class=level)
+    params["data"]["labels_per_class"] = level
+    if which != "digits":
+        sub = {"glyphs28": "glyphs", "shapes32": "shapes"}[which]
+        (write_glyphs if which == "glyphs28" else write_shapes)(root / "raw" / sub, 300)
+        params["data"].update(source="image_folder", path=f"data/raw/{sub}")
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    return load_config(root / "params.yaml"), root, fresh_pool(which, pool, seed=999)
+    return (load_config(root / "params.yaml"), root,
+            None if which == "digits" else fresh_pool(which, pool, seed=999))
 
 
 def main() -> int:
