@@ -7,8 +7,11 @@ from __future__ import annotations
 SAYS = {"better": "better than", "worse": "worse than", "level": "level with"}
 
 
-def signed_ci(d: dict) -> str:
-    return f"{d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
+def signed_ci(d: dict, places: int = 4, sep: str = ", ") -> str:
+    """A paired gain as "+0.0428 [+0.0183, +0.0661]" (fewer places and a tighter `sep` where
+    space is short: MLflow's tags)."""
+    return (f"{d['mean']:+.{places}f} [{d['ci_low']:+.{places}f}{sep}"
+            f"{d['ci_high']:+.{places}f}]")
 
 
 def verdict_line(clf: str, r: dict) -> str:
@@ -24,10 +27,6 @@ def verdict_line(clf: str, r: dict) -> str:
             f"({signed_ci(r['gain_vs'][best]['accuracy'])}).")
 
 
-def short_ci(d: dict) -> str:
-    return f"{d['mean']:+.3f} [{d['ci_low']:+.3f},{d['ci_high']:+.3f}]"
-
-
 def verdict_tags(classifiers: dict[str, dict]) -> dict[str, str]:
     """Per classifier two short tags, `vs_real.<clf>` and `vs_best.<clf>`: "+0.043
     [+0.018,+0.066] better". MLflow 3.17's run page shows its tags above the fold, each cut at
@@ -38,10 +37,11 @@ def verdict_tags(classifiers: dict[str, dict]) -> dict[str, str]:
     for clf, r in classifiers.items():
         if "verdict" not in r:
             continue
-        tags[f"vs_real.{clf}"] = f"{short_ci(r['gain']['accuracy'])} {r['verdict']['vs_real']}"
+        tags[f"vs_real.{clf}"] = (f"{signed_ci(r['gain']['accuracy'], 3, ',')} "
+                                  f"{r['verdict']['vs_real']}")
         best = r["best_baseline"]
         if best != "real":
-            tags[f"vs_best.{clf}"] = (f"{short_ci(r['gain_vs'][best]['accuracy'])} "
+            tags[f"vs_best.{clf}"] = (f"{signed_ci(r['gain_vs'][best]['accuracy'], 3, ',')} "
                                       f"{r['verdict']['vs_best_baseline']}")
     return tags
 
