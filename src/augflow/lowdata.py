@@ -23,6 +23,7 @@ from augflow.io import write_bytes, write_json
 from augflow.paths import Paths
 from augflow.progress import Progress
 from augflow.evaluation.stats import against_best, arm_and_paired_cis
+from augflow.evaluation.verdict import signed_ci
 
 log = logging.getLogger("augflow.lowdata")
 
@@ -170,7 +171,7 @@ def lowdata_markdown(result: dict) -> str:
                       "; ".join(f"{k}/class: {', '.join(f'{v:.2f}' for v in s)}"
                                 for k, s in result["kept_fraction"].items()) + "."
                       if result.get("kept_fraction") else ""), ""]
-    ci = lambda g: f"{g['mean']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}]"
+    ci = lambda g: signed_ci(g, 3)
     for clf, per_level in result["classifiers"].items():
         arms = list(next(iter(per_level.values()))["arms"])
         lines += [f"**{clf}**", "", "| labels/class | " + " | ".join(arms) +
