@@ -2,11 +2,19 @@
 classic arms that each change one thing of params.yaml's `classic`, no VAE.
 
     python bench/classic_ablation.py --set shapes32 --draws 3
+    python bench/classic_ablation.py --set glyphs28 --draws 3 --arms recipe,elastic_half,no_elastic
 
-Arms (5 labels per class, --extra classic rows per class added, unweighted): real; the recipe
-as it is; border nearest; border reflect; no elastic; no translation; no scale or shear;
-rotation alone. Scored with logistic regression, the RBF SVM and a random forest on a fresh
-pool drawn by the set's generator with another seed (not the pipeline's test split)."""
+Arms (--level labels per class, --extra classic rows per class added, unweighted, as evaluate's
+classic arm): real; the recipe as it is; and the named changes of ARMS below. Fitted with
+augflow's own classifiers (evaluation/classifiers.py: the scaled logistic regression and RBF SVM,
+the forest, the CNN) and scored on a fresh pool drawn by the set's generator with another seed
+(digits: its test split, used here only to score). Each draw is a new labelled subset; the
+classifiers' seed is the draw's.
+
+Printed: each arm's mean accuracy, and its paired difference against the recipe with a 95% CI
+(per draw the same pool rows resampled for both arms, 1000 times; the draws' differences
+averaged). The CI holds the pool rows' noise for these draws, not the draws' spread: with 3
+draws the draw-to-draw spread is printed beside it."""
 
 from __future__ import annotations
 
@@ -19,55 +27,91 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ARMS = {"recipe": {}, "border nearest": {"border": "nearest"},
-        "border reflect": {"border": "reflect"}, "no elastic": {"elastic": 0.0},
-        "no translation": {"translate": 0.0}, "no scale/shear": {"scale": (1.0, 1.0), "shear": 0.0},
-        "rotation alone": {"elastic": 0.0, "translate": 0.0, "scale": (1.0, 1.0), "shear": 0.0}}
+ARMS = {"recipe": {}, "border_nearest": {"border": "nearest"},
+        "border_reflect": {"border": "reflect"}, "no_elastic": {"elastic": 0.0},
+        "elastic_half": {"elastic": 0.03}, "elastic_smooth": {"elastic_smoothness": 0.2},
+        "no_translation": {"translate": 0.0}, "no_scale_shear": {"scale": (1.0, 1.0), "shear": 0.0},
+        "rotation_alone": {"elastic": 0.0, "translate": 0.0, "scale": (1.0, 1.0), "shear": 0.0},
+        "affine_only": {"elastic": 0.0}}
+DEFAULT_ARMS = ("recipe,border_nearest,border_reflect,no_elastic,no_translation,no_scale_shear,"
+                "rotation_alone")
+
+
+def paired_ci(hits_a: list[np.ndarray], hits_b: list[np.ndarray], n_boot: int = 1000,
+              seed: int = 0) -> tuple[float, float, float]:
+    """Mean over draws of accuracy(a) - accuracy(b) and its 95% bootstrap CI, rows resampled
+    within each draw with the same indices for both arms."""
+    rng = np.random.default_rng(seed)
+    boots = np.zeros(n_boot)
+    for a, b in zip(hits_a, hits_b):
+        d = a.astype(float) - b.astype(float)
+        boots += d[rng.integers(0, len(d), (n_boot, len(d)))].mean(axis=1)
+    boots /= len(hits_a)
+    mean = float(np.mean([a.mean() - b.mean() for a, b in zip(hits_a, hits_b)]))
+    lo, hi = np.quantile(boots, [0.025, 0.975])
+    return mean, float(lo), float(hi)
 
 
 def main() -> int:
     from extractor_strength import image_set
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.svm import SVC
 
     from augflow.data.schema import read_schema, read_xy
     from augflow.evaluation.arms import classic_rows
+    from augflow.evaluation.classifiers import make_classifier
     from augflow.lowdata import draw_workspace
     from augflow.stages.prepare import run_prepare
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--set", choices=("glyphs28", "shapes32"), required=True)
+    ap.add_argument("--set", choices=("digits", "glyphs28", "shapes32"), required=True)
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--level", type=int, default=5)
     ap.add_argument("--extra", type=int, default=600, help="classic rows added per class")
     ap.add_argument("--pool", type=int, default=100, help="fresh images per class")
+    ap.add_argument("--arms", default=DEFAULT_ARMS, help="of: " + ", ".join(ARMS))
+    ap.add_argument("--classifiers", default="logreg,svm_rbf,random_forest,cnn")
     args = ap.parse_args()
+    arms = args.arms.split(",")
+    clfs = args.classifiers.split(",")
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        ap.error(f"unknown arm(s) {unknown}; known: {', '.join(ARMS)}")
 
-    cfg, root, (xp, yp) = image_set(args.set, args.level, args.pool)
-    clfs = {"logreg": lambda: LogisticRegression(max_iter=2000), "svm_rbf": lambda: SVC(),
-            "random_forest": lambda: RandomForestClassifier(300, random_state=0)}
-    acc: dict[tuple[str, str], list[float]] = {}
+    cfg, root, pool = image_set(args.set, args.level, args.pool)
+    hits: dict[tuple[str, str], list[np.ndarray]] = {}
     for draw in range(args.draws):
         with draw_workspace(root / "raw") as paths:
             run_prepare(cfg.data, cfg.seed, paths, subset_seed=draw)
             schema = read_schema(paths.schema)
             xtr, ytr = read_xy(paths.split("train"), schema)
+            xp, yp = read_xy(paths.split("test"), schema) if pool is None else pool
+            shape = tuple(schema.image_shape)
             sets = {"real": (xtr, ytr)}
-            for arm, change in ARMS.items():
+            for arm in arms:
                 sets[arm] = classic_rows(xtr, ytr, {c: args.extra for c in range(schema.n_classes)},
-                                         tuple(schema.image_shape), draw,
-                                         cfg.classic.model_copy(update=change))
+                                         shape, draw, cfg.classic.model_copy(update=ARMS[arm]))
             for arm, (x, y) in sets.items():
-                for name, make in clfs.items():
-                    a = float((make().fit(x, y).predict(xp) == yp).mean())
-                    acc.setdefault((arm, name), []).append(a)
+                for name in clfs:
+                    model = make_classifier(name, draw, image_shape=shape).fit(x, y)
+                    hits.setdefault((arm, name), []).append(model.predict(xp) == yp)
         print(f"draw {draw} done", flush=True)
+    pool_text = "its test split" if pool is None else f"{len(pool[1])} fresh images"
     print(f"\n{args.set}, {args.level} labels/class + {args.extra} classic rows per class, "
-          f"accuracy on {len(yp)} fresh images (mean over {args.draws} draws):\n")
+          f"accuracy on {pool_text} (mean over {args.draws} draws); below each arm, its "
+          f"difference from the recipe [95% CI over pool rows] (spread of the draws' "
+          f"differences):\n")
     print("| arm | " + " | ".join(clfs) + " |\n| --- |" + " --- |" * len(clfs))
-    for arm in ["real", *ARMS]:
-        print(f"| {arm} | " + " | ".join(f"{np.mean(acc[(arm, c)]):.3f}" for c in clfs) + " |")
+    for arm in ["real", *arms]:
+        cells = []
+        for c in clfs:
+            acc = np.mean([h.mean() for h in hits[(arm, c)]])
+            if arm == "recipe" or "recipe" not in arms:
+                cells.append(f"{acc:.3f}")
+                continue
+            m, lo, hi = paired_ci(hits[(arm, c)], hits[("recipe", c)])
+            per = [a.mean() - b.mean() for a, b in zip(hits[(arm, c)], hits[("recipe", c)])]
+            cells.append(f"{acc:.3f}: {m:+.3f} [{lo:+.3f}, {hi:+.3f}] "
+                         f"({min(per):+.3f}..{max(per):+.3f})")
+        print(f"| {arm} | " + " | ".join(cells) + " |")
     return 0
 
 
