@@ -167,9 +167,13 @@ def lowdata_png(result: dict) -> bytes:
         g = [per_level[l]["gain"] for l in levels]
         mean = np.array([x["mean"] for x in g])
         err = np.vstack([mean - [x["ci_low"] for x in g], [x["ci_high"] for x in g] - mean])
-        ax.errorbar(pos + 0.08 * i, mean, yerr=err, fmt="o-", capsize=3, label=clf)
+        offset = 0.08 * (i - (len(result["classifiers"]) - 1) / 2)   # side by side, centred
+        ax.errorbar(pos + offset, mean, yerr=err, fmt="o-", capsize=3, label=clf)
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xticks(pos, levels)
+    # Half a level of margin each side: with one level, matplotlib's autoscale spread the
+    # classifiers' small offsets across the whole axis, as if each sat at its own level.
+    ax.set_xlim(-0.5, len(levels) - 0.5)
     ax.set_xlabel("labelled rows per class")
     ax.set_ylabel("accuracy gain (augmented - real)")
     ax.legend(fontsize=7)
