@@ -5,8 +5,9 @@ classic arms that each change one thing of params.yaml's `classic`, no VAE.
     python bench/classic_ablation.py --set glyphs28 --draws 3 --arms recipe,elastic_half,no_elastic
 
 Arms (--level labels per class, --extra classic rows per class added, unweighted, as evaluate's
-classic arm): real; the recipe as it is; and the named changes of ARMS below. Fitted with
-augflow's own classifiers (evaluation/classifiers.py: the scaled logistic regression and RBF SVM,
+classic arm): real; the recipe as it is; the named changes of ARMS below; and the ceiling arms of
+ORACLE (part of the added rows new real images instead of classic ones). Fitted with augflow's
+own classifiers (evaluation/classifiers.py: the scaled logistic regression and RBF SVM,
 the forest, the CNN) and scored on a fresh pool drawn by the set's generator with another seed
 (digits: its test split, used here only to score). Each draw is a new labelled subset; the
 classifiers' seed is the draw's.
@@ -33,6 +34,11 @@ ARMS = {"recipe": {}, "border_nearest": {"border": "nearest"},
         "no_translation": {"translate": 0.0}, "no_scale_shear": {"scale": (1.0, 1.0), "shear": 0.0},
         "rotation_alone": {"elastic": 0.0, "translate": 0.0, "scale": (1.0, 1.0), "shear": 0.0},
         "affine_only": {"elastic": 0.0}}
+# Ceiling arms: F of the added rows are fresh images of the class from the set's generator (a
+# pool drawn with its own seed, not the scored one) and the rest classic rows of the recipe.
+# A perfect generator could do no better than new real images: if these do not beat the recipe
+# with the same number of added rows, no VAE can.
+ORACLE = {"oracle25": 0.25, "oracle50": 0.5}
 DEFAULT_ARMS = ("recipe,border_nearest,border_reflect,no_elastic,no_translation,no_scale_shear,"
                 "rotation_alone")
 
@@ -53,7 +59,7 @@ def paired_ci(hits_a: list[np.ndarray], hits_b: list[np.ndarray], n_boot: int = 
 
 
 def main() -> int:
-    from extractor_strength import image_set
+    from extractor_strength import fresh_pool, image_set
 
     from augflow.data.schema import read_schema, read_xy
     from augflow.evaluation.arms import classic_rows
@@ -72,9 +78,11 @@ def main() -> int:
     args = ap.parse_args()
     arms = args.arms.split(",")
     clfs = args.classifiers.split(",")
-    unknown = [a for a in arms if a not in ARMS]
+    unknown = [a for a in arms if a not in ARMS and a not in ORACLE]
     if unknown:
-        ap.error(f"unknown arm(s) {unknown}; known: {', '.join(ARMS)}")
+        ap.error(f"unknown arm(s) {unknown}; known: {', '.join([*ARMS, *ORACLE])}")
+    if args.set == "digits" and any(a in ORACLE for a in arms):
+        ap.error("the oracle arms need a set whose generator is ours (glyphs28, shapes32)")
 
     cfg, root, pool = image_set(args.set, args.level, args.pool)
     hits: dict[tuple[str, str], list[np.ndarray]] = {}
@@ -87,6 +95,14 @@ def main() -> int:
             shape = tuple(schema.image_shape)
             sets = {"real": (xtr, ytr)}
             for arm in arms:
+                if arm in ORACLE:
+                    n_new = round(ORACLE[arm] * args.extra)
+                    xf, yf = fresh_pool(args.set, n_new, seed=5000 + draw)
+                    xc, yc = classic_rows(xtr, ytr, {c: args.extra - n_new
+                                                     for c in range(schema.n_classes)},
+                                          shape, draw, cfg.classic)
+                    sets[arm] = (np.vstack([xc, xf]), np.concatenate([yc, yf]))
+                    continue
                 sets[arm] = classic_rows(xtr, ytr, {c: args.extra for c in range(schema.n_classes)},
                                          shape, draw, cfg.classic.model_copy(update=ARMS[arm]))
             for arm, (x, y) in sets.items():
