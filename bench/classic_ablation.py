@@ -32,8 +32,7 @@ ARMS = {"recipe": {}, "border_nearest": {"border": "nearest"},
         "border_reflect": {"border": "reflect"}, "no_elastic": {"elastic": 0.0},
         "elastic_half": {"elastic": 0.03}, "elastic_smooth": {"elastic_smoothness": 0.2},
         "no_translation": {"translate": 0.0}, "no_scale_shear": {"scale": (1.0, 1.0), "shear": 0.0},
-        "rotation_alone": {"elastic": 0.0, "translate": 0.0, "scale": (1.0, 1.0), "shear": 0.0},
-        "affine_only": {"elastic": 0.0}}
+        "rotation_alone": {"elastic": 0.0, "translate": 0.0, "scale": (1.0, 1.0), "shear": 0.0}}
 # Ceiling arms: F of the added rows are fresh images of the class from the set's generator (a
 # pool drawn with its own seed, not the scored one) and the rest classic rows of the recipe.
 # A perfect generator could do no better than new real images: if these do not beat the recipe
@@ -73,7 +72,7 @@ def main() -> int:
     ap.add_argument("--level", type=int, default=5)
     ap.add_argument("--extra", type=int, default=600, help="classic rows added per class")
     ap.add_argument("--pool", type=int, default=100, help="fresh images per class")
-    ap.add_argument("--arms", default=DEFAULT_ARMS, help="of: " + ", ".join(ARMS))
+    ap.add_argument("--arms", default=DEFAULT_ARMS, help="of: " + ", ".join([*ARMS, *ORACLE]))
     ap.add_argument("--classifiers", default="logreg,svm_rbf,random_forest,cnn")
     args = ap.parse_args()
     arms = args.arms.split(",")
