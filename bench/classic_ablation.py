@@ -13,9 +13,8 @@ the forest, the CNN) and scored on a fresh pool drawn by the set's generator wit
 classifiers' seed is the draw's.
 
 Printed: each arm's mean accuracy, and its paired difference against the recipe with a 95% CI
-(per draw the same pool rows resampled for both arms, 1000 times; the draws' differences
-averaged). The CI holds the pool rows' noise for these draws, not the draws' spread: with 3
-draws the draw-to-draw spread is printed beside it."""
+from the project's own paired bootstrap (evaluation/stats.py, as evaluate's gain_vs: draws and
+pool rows resampled together, the same indices for both arms), and the draws' spread beside it."""
 
 from __future__ import annotations
 
@@ -42,27 +41,13 @@ DEFAULT_ARMS = ("recipe,border_nearest,border_reflect,no_elastic,no_translation,
                 "rotation_alone")
 
 
-def paired_ci(hits_a: list[np.ndarray], hits_b: list[np.ndarray], n_boot: int = 1000,
-              seed: int = 0) -> tuple[float, float, float]:
-    """Mean over draws of accuracy(a) - accuracy(b) and its 95% bootstrap CI, rows resampled
-    within each draw with the same indices for both arms."""
-    rng = np.random.default_rng(seed)
-    boots = np.zeros(n_boot)
-    for a, b in zip(hits_a, hits_b):
-        d = a.astype(float) - b.astype(float)
-        boots += d[rng.integers(0, len(d), (n_boot, len(d)))].mean(axis=1)
-    boots /= len(hits_a)
-    mean = float(np.mean([a.mean() - b.mean() for a, b in zip(hits_a, hits_b)]))
-    lo, hi = np.quantile(boots, [0.025, 0.975])
-    return mean, float(lo), float(hi)
-
-
 def main() -> int:
     from extractor_strength import fresh_pool, image_set
 
     from augflow.data.schema import read_schema, read_xy
     from augflow.evaluation.arms import classic_rows
     from augflow.evaluation.classifiers import make_classifier
+    from augflow.evaluation.stats import arm_and_paired_cis
     from augflow.lowdata import draw_workspace
     from augflow.stages.prepare import run_prepare
 
@@ -84,13 +69,17 @@ def main() -> int:
         ap.error("the oracle arms need a set whose generator is ours (glyphs28, shapes32)")
 
     cfg, root, pool = image_set(args.set, args.level, args.pool)
-    hits: dict[tuple[str, str], list[np.ndarray]] = {}
+    preds: dict[tuple[str, str], list[np.ndarray]] = {}
+    scored: np.ndarray | None = None
     for draw in range(args.draws):
         with draw_workspace(root / "raw") as paths:
             run_prepare(cfg.data, cfg.seed, paths, subset_seed=draw)
             schema = read_schema(paths.schema)
             xtr, ytr = read_xy(paths.split("train"), schema)
             xp, yp = read_xy(paths.split("test"), schema) if pool is None else pool
+            # the paired bootstrap pairs rows across draws: every draw must score the same rows
+            assert scored is None or np.array_equal(scored, yp), "scored rows differ by draw"
+            scored = yp
             shape = tuple(schema.image_shape)
             sets = {"real": (xtr, ytr)}
             for arm in arms:
@@ -107,24 +96,28 @@ def main() -> int:
             for arm, (x, y) in sets.items():
                 for name in clfs:
                     model = make_classifier(name, draw, image_shape=shape).fit(x, y)
-                    hits.setdefault((arm, name), []).append(model.predict(xp) == yp)
+                    preds.setdefault((arm, name), []).append(model.predict(xp))
         print(f"draw {draw} done", flush=True)
     pool_text = "its test split" if pool is None else f"{len(pool[1])} fresh images"
     print(f"\n{args.set}, {args.level} labels/class + {args.extra} classic rows per class, "
           f"accuracy on {pool_text} (mean over {args.draws} draws); below each arm, its "
-          f"difference from the recipe [95% CI over pool rows] (spread of the draws' "
+          f"difference from the recipe [95% CI over draws and pool rows] (spread of the draws' "
           f"differences):\n")
     print("| arm | " + " | ".join(clfs) + " |\n| --- |" + " --- |" * len(clfs))
     for arm in ["real", *arms]:
         cells = []
         for c in clfs:
-            acc = np.mean([h.mean() for h in hits[(arm, c)]])
+            acc = np.mean([np.mean(p == scored) for p in preds[(arm, c)]])
             if arm == "recipe" or "recipe" not in arms:
                 cells.append(f"{acc:.3f}")
                 continue
-            m, lo, hi = paired_ci(hits[(arm, c)], hits[("recipe", c)])
-            per = [a.mean() - b.mean() for a, b in zip(hits[(arm, c)], hits[("recipe", c)])]
-            cells.append(f"{acc:.3f}: {m:+.3f} [{lo:+.3f}, {hi:+.3f}] "
+            stacked = {a: np.stack(preds[(a, c)]) for a in (arm, "recipe")}
+            _, gain_vs = arm_and_paired_cis(scored, stacked, np.unique(scored), 1000, 0,
+                                            treated=arm)
+            g = gain_vs["recipe"]["accuracy"]
+            per = [np.mean(a == scored) - np.mean(b == scored)
+                   for a, b in zip(preds[(arm, c)], preds[("recipe", c)])]
+            cells.append(f"{acc:.3f}: {g['mean']:+.3f} [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}] "
                          f"({min(per):+.3f}..{max(per):+.3f})")
         print(f"| {arm} | " + " | ".join(cells) + " |")
     return 0

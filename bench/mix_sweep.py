@@ -36,6 +36,11 @@ def _with_source(cfg, name: str, raw: Path):
         write_glyphs(raw / "glyphs", 300)
         return cfg.model_copy(update={"data": cfg.data.model_copy(
             update={"source": "image_folder", "path": "data/raw/glyphs"})})
+    if name == "shapes32":
+        from lowdata_sets import write_shapes
+        write_shapes(raw / "shapes", 300)
+        return cfg.model_copy(update={"data": cfg.data.model_copy(
+            update={"source": "image_folder", "path": "data/raw/shapes"})})
     if name == "table":
         from lowdata_sets import write_table
         write_table(raw / "table.csv")

@@ -12,7 +12,10 @@ per class:
 - swapF_<kind>: the first (1-F)A of those classic rows plus F*A rows of <kind>:
   vae (kept local VAE variants), vaec (the same, then moved by a classic transform),
   interp (in-class latent interpolation, x_a + dec(lerp(mu_a, mu_b, t)) - dec(mu_a)),
-  interpc (the same, then moved by a classic transform), mix (half vae, half interp);
+  interpc (the same, then moved by a classic transform), mix (half vae, half interp),
+  style (as interp, but toward a real row of another class encoded with its own label: style
+  learned across classes carried onto the class), stylec (the same, then a classic transform),
+  stylef (style rows the filter's extractor gives P(class) >= filter.consistency, drawn 3x over);
 - augmented: the augment stage's set, each classifier with the scheme validation chose.
 Paired 95% bootstrap CIs against the classic arm, over (draw, seed) pairs and test rows. The test
 split only scores; nothing is chosen on it here. A screen for the README, not a tuner."""
@@ -30,25 +33,32 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 VARIANTS = ["real", "classic", "augmented", "swap25_vae", "swap50_vae", "swap75_vae",
-            "swap25_vaec", "swap50_vaec", "swap25_interp", "swap25_interpc", "swap50_mix"]
+            "swap25_vaec", "swap50_vaec", "swap25_interp", "swap25_interpc", "swap50_mix",
+            "swap25_style", "swap50_style", "swap25_stylec", "swap25_stylef", "swap50_stylef"]
 
 
 @torch.no_grad()
 def interpolations(model, x: np.ndarray, y: np.ndarray, per_class: dict[int, int],
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                   rng: np.random.Generator, across: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """per_class[c] rows of class c: a real row a moved toward another real row b of its class
-    along the decoder, x_a + dec((1-t) mu_a + t mu_b) - dec(mu_a), t ~ U(0, 1)."""
+    along the decoder, x_a + dec((1-t) mu_a + t mu_b, c) - dec(mu_a, c), t ~ U(0, 1).
+    across: b is a row of another class, encoded with its own label, so mu_b holds b's style
+    (what the encoder keeps once it is told the class) and the move carries that style onto a
+    row of class c: style learned across classes, as DAGAN's generator (Antoniou et al. 2017)."""
     xs, ys = [], []
     for c, n in sorted(per_class.items()):
         rows = np.flatnonzero(y == c)
-        if n <= 0 or len(rows) < 2:
+        donors = np.flatnonzero(y != c) if across else rows
+        if n <= 0 or len(rows) < (1 if across else 2) or len(donors) == 0:
             continue
         a = rng.choice(rows, size=n)
-        b = np.array([rng.choice(rows[rows != i]) for i in a])
+        b = rng.choice(donors, size=n) if across else np.array(
+            [rng.choice(rows[rows != i]) for i in a])
         t = torch.from_numpy(rng.uniform(0, 1, size=(n, 1)).astype(np.float32))
         lab = torch.full((n,), c, dtype=torch.int64)
         mu_a, _ = model.encode(torch.from_numpy(x[a]), lab)
-        mu_b, _ = model.encode(torch.from_numpy(x[b]), lab)
+        mu_b, _ = model.encode(torch.from_numpy(x[b]), torch.from_numpy(y[b]))
         moved = model.decode((1 - t) * mu_a + t * mu_b, lab) - model.decode(mu_a, lab)
         xs.append((torch.from_numpy(x[a]) + moved).clamp(0, 1).numpy())
         ys.append(np.full(n, c, np.int64))
@@ -74,8 +84,9 @@ def _interleave(x, y):
     return x[idx], y[idx]
 
 
-def _sets(paths, scheme: dict, seed: int, only: set[str], n_full: float, classic):
-    from augflow.checkpoints import load_cvae
+def _sets(paths, scheme: dict, seed: int, only: set[str], n_full: float, classic,
+          consistency: float, grid: Path | None = None):
+    from augflow.checkpoints import load_cvae, load_extractor
     from augflow.data.schema import read_schema
     from augflow.data.transforms import classic_transform
     from augflow.evaluation.arms import classic_variants
@@ -115,10 +126,34 @@ def _sets(paths, scheme: dict, seed: int, only: set[str], n_full: float, classic
     xi, yi = interpolations(model, xr, yr, need, rng)
     pools["interp"] = (xi, yi)
     pools["interpc"] = (classic_transform(xi, shape, classic, rng), yi)
+    xs_, ys_ = interpolations(model, xr, yr, need, rng, across=True)
+    pools["style"] = (xs_, ys_)
+    pools["stylec"] = (classic_transform(xs_, shape, classic, rng), ys_)
+    # the consistency check of the filter stage, on 3x the style rows needed: a style carried
+    # across classes can carry the donor's class with it
+    xs3, ys3 = interpolations(model, xr, yr, {c: 3 * n for c, n in need.items()}, rng, across=True)
+    p = load_extractor(paths.extractor).proba(torch.from_numpy(xs3)).numpy()
+    ok = p[np.arange(len(ys3)), ys3] >= consistency
+    fx, fy = [], []
+    for c, n in sorted(need.items()):
+        rows = np.flatnonzero(ok & (ys3 == c))
+        rows = rows if len(rows) else np.flatnonzero(ys3 == c)   # none passed: unfiltered
+        take = rows[np.arange(n) % len(rows)]
+        fx.append(xs3[take])
+        fy.append(ys3[take])
+    pools["stylef"] = (np.vstack(fx), np.concatenate(fy))
+    print(f"  stylef: {ok.mean():.0%} of style rows pass consistency >= {consistency:g}; "
+          "per class " + " ".join(f"{(ok & (ys3 == c)).sum() / max((ys3 == c).sum(), 1):.0%}"
+                                  for c in sorted(need)), flush=True)
     half = {c: n // 2 for c, n in need.items()}   # mix: the first halves of vae and interp
     xv1, yv1 = _take(*pools["vae"], half)
     xi1, yi1 = _take(xi, yi, half)
     pools["mix"] = _interleave(np.vstack([xv1, xi1]), np.concatenate([yv1, yi1]))
+    if grid is not None:   # what each kind of row looks like: one PNG per kind, 10 per class
+        from augflow.plots import sample_grid_png
+        grid.mkdir(parents=True, exist_ok=True)
+        for kind, (xk_, yk_) in {"real": (xr, yr), "classic": (xc, yc), **pools}.items():
+            (grid / f"{kind}.png").write_bytes(sample_grid_png(xk_, yk_, shape, (0.0, 1.0)))
     out = {"real": (xr, yr, None), "classic": (np.vstack([xr, xc]), np.concatenate([yr, yc]), None)}
     out["augmented"] = ("augmented", None, None)   # per classifier, below
     for v in VARIANTS:
@@ -139,12 +174,13 @@ def main() -> int:
     from mix_sweep import source_cfg
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--set", choices=("digits", "glyphs28"), default="digits")
+    ap.add_argument("--set", choices=("digits", "glyphs28", "shapes32"), default="digits")
     ap.add_argument("--level", type=int, default=5)
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--classifiers", default="logreg,svm_rbf,random_forest,cnn")
     ap.add_argument("--only", default="", help="comma-separated swap variants (default: all)")
+    ap.add_argument("--grid", type=Path, help="write the first draw's rows of each kind as PNGs here")
     args = ap.parse_args()
     torch.set_num_threads(2)
     only = set(filter(None, args.only.split(",")))
@@ -160,7 +196,8 @@ def main() -> int:
             mix = _chain(cfg, paths, 1000 * (d + 1) + cfg.seed, clfs)["mix"]
             sets, data, xt, yt, shape, A, unkept = _sets(
                 paths, mix["scheme"], 1000 * d + 11, only,
-                cfg.generate.n_per_class * (1 + cfg.augment.classic_per_kept), cfg.classic)
+                cfg.generate.n_per_class * (1 + cfg.augment.classic_per_kept), cfg.classic,
+                cfg.filter.consistency.value, args.grid if d == 0 else None)
         t1 = time.time()
         for clf in clfs:
             for name, (x, y, w) in sets.items():
