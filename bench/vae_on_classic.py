@@ -15,7 +15,8 @@ per class:
   interpc (the same, then moved by a classic transform), mix (half vae, half interp),
   style (as interp, but toward a real row of another class encoded with its own label: style
   learned across classes carried onto the class), stylec (the same, then a classic transform),
-  stylef (style rows the filter's extractor gives P(class) >= filter.consistency, drawn 3x over);
+  stylef (style rows the filter's extractor gives P(class) >= filter.consistency, drawn 3x over),
+  stylefc (the same, then a classic transform);
 - augmented: the augment stage's set, each classifier with the scheme validation chose.
 Paired 95% bootstrap CIs against the classic arm, over (draw, seed) pairs and test rows. The test
 split only scores; nothing is chosen on it here. A screen for the README, not a tuner."""
@@ -34,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 VARIANTS = ["real", "classic", "augmented", "swap25_vae", "swap50_vae", "swap75_vae",
             "swap25_vaec", "swap50_vaec", "swap25_interp", "swap25_interpc", "swap50_mix",
-            "swap25_style", "swap50_style", "swap25_stylec", "swap25_stylef", "swap50_stylef"]
+            "swap25_style", "swap50_style", "swap25_stylec", "swap25_stylef", "swap50_stylef",
+            "swap25_stylefc", "swap50_stylefc"]
 
 
 @torch.no_grad()
@@ -142,6 +144,7 @@ def _sets(paths, scheme: dict, seed: int, only: set[str], n_full: float, classic
         fx.append(xs3[take])
         fy.append(ys3[take])
     pools["stylef"] = (np.vstack(fx), np.concatenate(fy))
+    pools["stylefc"] = (classic_transform(pools["stylef"][0], shape, classic, rng), pools["stylef"][1])
     print(f"  stylef: {ok.mean():.0%} of style rows pass consistency >= {consistency:g}; "
           "per class " + " ".join(f"{(ok & (ys3 == c)).sum() / max((ys3 == c).sum(), 1):.0%}"
                                   for c in sorted(need)), flush=True)
