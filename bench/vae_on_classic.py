@@ -144,7 +144,8 @@ def _sets(paths, scheme: dict, seed: int, only: set[str], n_full: float, classic
         fx.append(xs3[take])
         fy.append(ys3[take])
     pools["stylef"] = (np.vstack(fx), np.concatenate(fy))
-    pools["stylefc"] = (classic_transform(pools["stylef"][0], shape, classic, rng), pools["stylef"][1])
+    pools["stylefc"] = (classic_transform(pools["stylef"][0], shape, classic, rng),
+                        pools["stylef"][1])
     print(f"  stylef: {ok.mean():.0%} of style rows pass consistency >= {consistency:g}; "
           "per class " + " ".join(f"{(ok & (ys3 == c)).sum() / max((ys3 == c).sum(), 1):.0%}"
                                   for c in sorted(need)), flush=True)
@@ -200,7 +201,8 @@ def main() -> int:
             sets, data, xt, yt, shape, A, unkept = _sets(
                 paths, mix["scheme"], 1000 * d + 11, only,
                 cfg.generate.n_per_class * (1 + cfg.augment.classic_per_kept), cfg.classic,
-                cfg.filter.consistency.value, args.grid if d == 0 else None)
+                cfg.filter.consistency.value,   # the absolute threshold (the default kind)
+                args.grid if d == 0 else None)
         t1 = time.time()
         for clf in clfs:
             for name, (x, y, w) in sets.items():
