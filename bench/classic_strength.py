@@ -81,20 +81,13 @@ def main() -> int:
     from augflow.evaluation.stats import arm_and_paired_cis
     from augflow.lowdata import draw_workspace
     from augflow.stages.prepare import run_prepare
-    from lowdata_sets import write_glyphs, write_shapes
+    from lowdata_sets import write_set
 
     torch.set_num_threads(1)
     cfg = load_config(REPO / "params.yaml")
     src = Path(tempfile.mkdtemp(prefix=f"augflow-classic-{args.set}-")) / "data" / "raw"
     src.mkdir(parents=True)
-    if args.set == "glyphs28":
-        write_glyphs(src / "glyphs", 300)
-        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
-            update={"source": "image_folder", "path": "data/raw/glyphs"})})
-    elif args.set == "shapes32":
-        write_shapes(src / "shapes", 300)
-        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
-            update={"source": "image_folder", "path": "data/raw/shapes"})})
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update=write_set(args.set, src))})
     classifiers = args.classifiers.split(",")
     result: dict = {"set": args.set, "extra_per_class": args.extra, "draws": args.draws,
                     "seeds": args.seeds, "classic": cfg.classic.model_dump(), "levels": {}}

@@ -47,7 +47,7 @@ def image_set(which: str, level: int, pool: int):
     class (the repo's params.yaml otherwise) and a fresh pool of `pool` images per class:
     (config, the folder holding raw/, (x_pool, y_pool)). digits: the shipped set as
     params.yaml has it, and no pool (its generator is not ours)."""
-    from lowdata_sets import write_glyphs, write_shapes
+    from lowdata_sets import write_set
 
     from augflow.config import load_config
 
@@ -55,10 +55,7 @@ def image_set(which: str, level: int, pool: int):
     (root / "raw").mkdir()
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"]["labels_per_class"] = level
-    if which != "digits":
-        sub = {"glyphs28": "glyphs", "shapes32": "shapes"}[which]
-        (write_glyphs if which == "glyphs28" else write_shapes)(root / "raw" / sub, 300)
-        params["data"].update(source="image_folder", path=f"data/raw/{sub}")
+    params["data"].update(write_set(which, root / "raw"))
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return (load_config(root / "params.yaml"), root,
             None if which == "digits" else fresh_pool(which, pool, seed=999))

@@ -164,6 +164,21 @@ def write_table(path: Path, seed: int = 0) -> None:
     df.to_csv(path, index=False)
 
 
+def write_set(name: str, raw: Path, per_class: int = 300) -> dict:
+    """Write bench set `name`'s files under `raw` (a workspace's data/raw) and return the
+    params.yaml `data` keys that read them; sets augflow ships need no files (digits: {})."""
+    if name == "glyphs28":
+        write_glyphs(raw / "glyphs", per_class)
+        return {"source": "image_folder", "path": "data/raw/glyphs"}
+    if name == "shapes32":
+        write_shapes(raw / "shapes", per_class)
+        return {"source": "image_folder", "path": "data/raw/shapes"}
+    if name == "table":
+        write_table(raw / "table.csv")
+        return {"source": "csv", "path": "data/raw/table.csv", "label_column": "segment"}
+    return {"wine": {"source": "wine"}, "cancer": {"source": "breast_cancer"}}.get(name, {})
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--set", choices=("digits", "glyphs28", "shapes32", "wine", "cancer", "table"), required=True)
@@ -183,17 +198,7 @@ def main() -> int:
                          + (",classic" if args.set in ("digits", "glyphs28", "shapes32") else ""))
     with tempfile.TemporaryDirectory(prefix=f"augflow-{args.set}-") as tmp:
         root = Path(tmp)
-        if args.set == "glyphs28":
-            write_glyphs(root / "data" / "raw" / "glyphs", args.per_class)
-            params["data"].update(source="image_folder", path="data/raw/glyphs")
-        elif args.set == "shapes32":
-            write_shapes(root / "data" / "raw" / "shapes", args.per_class)
-            params["data"].update(source="image_folder", path="data/raw/shapes")
-        elif args.set == "table":
-            write_table(root / "data" / "raw" / "table.csv")
-            params["data"].update(source="csv", path="data/raw/table.csv", label_column="segment")
-        elif args.set in ("wine", "cancer"):
-            params["data"].update(source={"wine": "wine", "cancer": "breast_cancer"}[args.set])
+        params["data"].update(write_set(args.set, root / "data" / "raw", args.per_class))
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         cmd = [sys.executable, "-m", "augflow.cli", "--root", str(root), "--params",
                str(root / "params.yaml"), "lowdata", "--levels", args.levels, "--draws",

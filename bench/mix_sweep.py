@@ -31,22 +31,9 @@ CLASSIFIERS = ["logreg", "svm_rbf", "random_forest"]
 
 def _with_source(cfg, name: str, raw: Path):
     """cfg pointed at the chosen data set, its files written under `raw` (digits: built in)."""
-    if name == "glyphs28":
-        from lowdata_sets import write_glyphs
-        write_glyphs(raw / "glyphs", 300)
-        return cfg.model_copy(update={"data": cfg.data.model_copy(
-            update={"source": "image_folder", "path": "data/raw/glyphs"})})
-    if name == "shapes32":
-        from lowdata_sets import write_shapes
-        write_shapes(raw / "shapes", 300)
-        return cfg.model_copy(update={"data": cfg.data.model_copy(
-            update={"source": "image_folder", "path": "data/raw/shapes"})})
-    if name == "table":
-        from lowdata_sets import write_table
-        write_table(raw / "table.csv")
-        return cfg.model_copy(update={"data": cfg.data.model_copy(
-            update={"source": "csv", "path": "data/raw/table.csv", "label_column": "segment"})})
-    return cfg
+    from lowdata_sets import write_set
+
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update=write_set(name, raw))})
 
 
 def source_cfg(name: str, prefix: str):

@@ -73,6 +73,19 @@ def _take(x, y, per_class: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
     return x[idx], y[idx]
 
 
+def _fill(need: dict[int, int], first, fallback) -> tuple[np.ndarray, np.ndarray]:
+    """need[c] rows of each class c: first's rows of c in turn (repeated if short), or, where
+    first holds none of c, fallback's."""
+    xs, ys = [], []
+    for c, n in sorted(need.items()):
+        x, y = first if (first[1] == c).any() else fallback
+        rows = np.flatnonzero(y == c)
+        take = rows[np.arange(n) % len(rows)]
+        xs.append(x[take])
+        ys.append(y[take])
+    return np.vstack(xs), np.concatenate(ys)
+
+
 def _interleave(x, y):
     """Rows of each class alternating between the two halves stacked in x, so that the first
     n rows of a class hold both kinds."""
@@ -111,17 +124,10 @@ def _sets(paths, scheme: dict, seed: int, only: set[str], n_full: float, classic
     model, _, _ = load_cvae(paths.checkpoint)
     model.eval()
     pools = {}
-    # enough VAE rows per class for the largest swap: kept rows in turn (repeated if short)
+    # enough VAE rows per class for the largest swap: kept rows in turn (repeated if short);
+    # a class the filter kept nothing of gets its unfiltered samples (counted in `unkept`)
     need = {c: int(round(0.75 * n)) for c, n in A.items()}
-    vae = []
-    for c, n in sorted(need.items()):
-        rows = np.flatnonzero(yk == c)
-        # a class the filter kept nothing of: its unfiltered samples (counted in `unkept`)
-        src, ys = (xk, yk) if len(rows) else (xg, yg)
-        rows = rows if len(rows) else np.flatnonzero(yg == c)
-        take = rows[np.arange(n) % len(rows)]
-        vae.append((src[take], ys[take]))
-    xv, yv = np.vstack([v[0] for v in vae]), np.concatenate([v[1] for v in vae])
+    xv, yv = _fill(need, (xk, yk), (xg, yg))
     unkept = [c for c in need if not (yk == c).any()]
     pools["vae"] = (xv, yv)
     pools["vaec"] = (classic_transform(xv, shape, classic, rng), yv)
@@ -131,24 +137,21 @@ def _sets(paths, scheme: dict, seed: int, only: set[str], n_full: float, classic
     xs_, ys_ = interpolations(model, xr, yr, need, rng, across=True)
     pools["style"] = (xs_, ys_)
     pools["stylec"] = (classic_transform(xs_, shape, classic, rng), ys_)
-    # the consistency check of the filter stage, on 3x the style rows needed: a style carried
-    # across classes can carry the donor's class with it
-    xs3, ys3 = interpolations(model, xr, yr, {c: 3 * n for c, n in need.items()}, rng, across=True)
-    p = load_extractor(paths.extractor).proba(torch.from_numpy(xs3)).numpy()
-    ok = p[np.arange(len(ys3)), ys3] >= consistency
-    fx, fy = [], []
-    for c, n in sorted(need.items()):
-        rows = np.flatnonzero(ok & (ys3 == c))
-        rows = rows if len(rows) else np.flatnonzero(ys3 == c)   # none passed: unfiltered
-        take = rows[np.arange(n) % len(rows)]
-        fx.append(xs3[take])
-        fy.append(ys3[take])
-    pools["stylef"] = (np.vstack(fx), np.concatenate(fy))
-    pools["stylefc"] = (classic_transform(pools["stylef"][0], shape, classic, rng),
-                        pools["stylef"][1])
-    print(f"  stylef: {ok.mean():.0%} of style rows pass consistency >= {consistency:g}; "
-          "per class " + " ".join(f"{(ok & (ys3 == c)).sum() / max((ys3 == c).sum(), 1):.0%}"
-                                  for c in sorted(need)), flush=True)
+    wanted = {v.split("_", 1)[1] for v in VARIANTS if v.startswith("swap") and (not only or v in only)}
+    if wanted & {"stylef", "stylefc"}:   # the pools' last draws of rng: the others stay the same
+        # the consistency check of the filter stage, on 3x the style rows needed: a style
+        # carried across classes can carry the donor's class with it
+        xs3, ys3 = interpolations(model, xr, yr, {c: 3 * n for c, n in need.items()}, rng,
+                                  across=True)
+        p = load_extractor(paths.extractor).proba(torch.from_numpy(xs3)).numpy()
+        ok = p[np.arange(len(ys3)), ys3] >= consistency
+        # a class none of whose rows passed: unfiltered
+        pools["stylef"] = _fill(need, (xs3[ok], ys3[ok]), (xs3, ys3))
+        pools["stylefc"] = (classic_transform(pools["stylef"][0], shape, classic, rng),
+                            pools["stylef"][1])
+        print(f"  stylef: {ok.mean():.0%} of style rows pass consistency >= {consistency:g}; "
+              "per class " + " ".join(f"{(ok & (ys3 == c)).sum() / max((ys3 == c).sum(), 1):.0%}"
+                                      for c in sorted(need)), flush=True)
     half = {c: n // 2 for c, n in need.items()}   # mix: the first halves of vae and interp
     xv1, yv1 = _take(*pools["vae"], half)
     xi1, yi1 = _take(xi, yi, half)
